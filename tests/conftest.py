@@ -1,0 +1,70 @@
+"""Shared fixtures: a real PostgreSQL with PGMQ, migrated once per session.
+
+Fixtures:
+- ``db``: a connection to the session database inside a transaction that is
+  rolled back after the test (for SQL/RPC/RLS tests; never commit in it).
+- ``fresh_db_url``: the URL of a migrated database of the test's own (a clone of
+  the template), for tests that commit, LISTEN or start processes.
+- ``empty_db_url``: an empty database of the test's own (migration tests).
+- ``admin_url``: the server's admin URL; ``backend`` the harness itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from tests.harness import Backend
+
+
+@pytest.fixture(scope="session")
+def backend() -> Iterator[Backend]:
+    harness = Backend()
+    yield harness
+    harness.close()
+
+
+@pytest.fixture(scope="session")
+def admin_url(backend: Backend) -> str:
+    return backend.admin_url
+
+
+@pytest.fixture(scope="session")
+def template_db(backend: Backend) -> Iterator[str]:
+    name = backend.create_migrated()
+    yield name
+    backend.drop(name)
+
+
+@pytest.fixture(scope="session")
+def session_db_url(backend: Backend, template_db: str) -> Iterator[str]:
+    name = backend.clone(template_db, "s")
+    yield backend.url(name)
+    backend.drop(name)
+
+
+@pytest.fixture
+def db(session_db_url: str) -> Iterator[psycopg.Connection[Any]]:
+    conn = psycopg.connect(session_db_url, autocommit=False)
+    try:
+        yield conn
+    finally:
+        conn.rollback()
+        conn.close()
+
+
+@pytest.fixture
+def fresh_db_url(backend: Backend, template_db: str) -> Iterator[str]:
+    name = backend.clone(template_db)
+    yield backend.url(name)
+    backend.drop(name)
+
+
+@pytest.fixture
+def empty_db_url(backend: Backend) -> Iterator[str]:
+    name = backend.create_empty()
+    yield backend.url(name)
+    backend.drop(name)

@@ -1,0 +1,1 @@
+"""The case_copilot job kind."""

@@ -1,0 +1,58 @@
+"""The ``dragonfly`` command line.
+
+Each command group lives in its own module with a ``register(subparsers)``
+function; this module wires them together and maps failures to exit codes:
+0 success, 1 the command ran and failed (drift, a broken migration), 2 bad
+input or configuration (one clear line on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from workers.cli import db as db_commands
+from workers.cli.common import CommandError
+from workers.settings import ConfigError
+
+_GROUPS = (db_commands,)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad argument as one line and exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="dragonfly",
+        description="Dragonfly enforcement engine: database, worker fleet and on-call tools.",
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for group in _GROUPS:
+        group.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``dragonfly`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code = args.func(args)
+    except ConfigError as exc:
+        print(f"dragonfly: {exc}", file=sys.stderr)
+        return 2
+    except CommandError as exc:
+        print(f"dragonfly: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    return int(code or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The enforce job kind."""
