@@ -13,20 +13,29 @@ do $$
 declare
     r text;
 begin
-    foreach r in array array['anon', 'authenticated', 'enforcement_operator', 'dragonfly_worker'] loop
+    -- Roles are cluster-wide: another database of the same cluster may be
+    -- migrating at the same moment, so losing the race to create one is fine.
+    foreach r in array array[
+        'anon', 'authenticated', 'enforcement_operator', 'dragonfly_worker', 'service_role',
+        'authenticator'
+    ] loop
         if not exists (select 1 from pg_catalog.pg_roles where rolname = r) then
-            execute pg_catalog.format('create role %I nologin noinherit', r);
+            begin
+                execute pg_catalog.format(
+                    'create role %I %s',
+                    r,
+                    case r
+                        -- Supabase's service_role bypasses row-level security; mirror that.
+                        when 'service_role' then 'nologin noinherit bypassrls'
+                        when 'authenticator' then 'login noinherit'
+                        else 'nologin noinherit'
+                    end
+                );
+            exception when duplicate_object or unique_violation then
+                null;
+            end;
         end if;
     end loop;
-
-    if not exists (select 1 from pg_catalog.pg_roles where rolname = 'service_role') then
-        -- Supabase's service_role bypasses row-level security; mirror that.
-        create role service_role nologin noinherit bypassrls;
-    end if;
-
-    if not exists (select 1 from pg_catalog.pg_roles where rolname = 'authenticator') then
-        create role authenticator noinherit login;
-    end if;
 end
 $$;
 
