@@ -1,22 +1,35 @@
 """The ``dragonfly`` command line.
 
-Each command group lives in its own module with a ``register(subparsers)``
-function; this module wires them together and maps failures to exit codes:
-0 success, 1 the command ran and failed (drift, a broken migration), 2 bad
-input or configuration (one clear line on stderr).
+Each command group lives in its own module of this package with a
+``register(subparsers)`` function; this module finds and wires them together
+and maps failures to exit codes: 0 success, 1 the command ran and failed
+(drift, a broken migration), 2 bad input or configuration (one clear line on
+stderr).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import pkgutil
 import sys
 from collections.abc import Sequence
+from types import ModuleType
 
-from workers.cli import db as db_commands
 from workers.cli.common import CommandError
 from workers.settings import ConfigError
 
-_GROUPS = (db_commands,)
+
+def _command_modules() -> list[ModuleType]:
+    """Every module of this package that defines ``register`` (sorted by name)."""
+    modules: list[ModuleType] = []
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if info.name.startswith("_") or info.name == "common":
+            continue
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        if hasattr(module, "register"):
+            modules.append(module)
+    return modules
 
 
 class _Parser(argparse.ArgumentParser):
@@ -32,8 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Dragonfly enforcement engine: database, worker fleet and on-call tools.",
     )
     subparsers = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for group in _GROUPS:
-        group.register(subparsers)
+    for module in _command_modules():
+        module.register(subparsers)
     return parser
 
 
