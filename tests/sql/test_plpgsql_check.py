@@ -14,21 +14,30 @@ from typing import Any
 import psycopg
 import pytest
 
-OUR_SCHEMAS = ("public", "judgments", "enrichment", "intake", "dragonfly")
+OUR_SCHEMAS = ("public", "judgments", "enrichment", "intake", "dragonfly", "enforcement_private")
 
 # Objects that exist only at run time, which a static check cannot see: temporary
 # tables a function creates itself, and pg_cron's schema (used only where installed).
 RUNTIME_ONLY = ('relation "pg_temp.', 'relation "cron.')
 
 
-def _functions(db: psycopg.Connection[Any]) -> list[tuple[int, str, int | None]]:
-    """(oid, signature, relation of a trigger using it) for our PL/pgSQL functions."""
+def _functions(
+    db: psycopg.Connection[Any],
+) -> list[tuple[int, str, int | None, str | None, str | None]]:
+    """(oid, signature, relation of a trigger using it, its transition tables) for our
+    PL/pgSQL functions."""
     return db.execute(
         """
         select p.oid::int,
                p.oid::regprocedure::text,
-               (select t.tgrelid::int from pg_trigger t where t.tgfoid = p.oid limit 1)
+               t.tgrelid::int,
+               t.tgoldtable::text,
+               t.tgnewtable::text
         from pg_proc p
+        left join lateral (
+            select t.tgrelid, t.tgoldtable, t.tgnewtable from pg_trigger t
+            where t.tgfoid = p.oid order by t.tgname limit 1
+        ) as t on true
         join pg_namespace n on n.oid = p.pronamespace
         join pg_language l on l.oid = p.prolang
         where l.lanname = 'plpgsql'
@@ -56,13 +65,14 @@ def test_every_plpgsql_function_passes_plpgsql_check(db: psycopg.Connection[Any]
     functions = _functions(db)
     assert functions, "expected PL/pgSQL functions in our schemas"
     problems: list[str] = []
-    for oid, signature, trigger_rel in functions:
+    for oid, signature, trigger_rel, old_table, new_table in functions:
         if trigger_rel is None and signature.startswith("public.tg_"):
             continue  # a trigger function no table uses yet: nothing to check against
+        # Statement triggers read their transition tables under the names the trigger gives.
         rows = db.execute(
-            "select level, lineno, message from plpgsql_check_function_tb(%s::oid, %s::oid)"
-            " where level = 'error'",
-            (oid, trigger_rel or 0),
+            "select level, lineno, message from plpgsql_check_function_tb("
+            "%s::oid, %s::oid, oldtable => %s, newtable => %s) where level = 'error'",
+            (oid, trigger_rel or 0, old_table, new_table),
         ).fetchall()
         problems += [
             f"{signature} line {lineno}: {message}"

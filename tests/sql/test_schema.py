@@ -446,14 +446,38 @@ def test_rls_is_enabled_on_every_table(db: Conn) -> None:
     assert sorted(name for name, enabled in tables.items() if not enabled) == []
 
 
-def test_only_the_service_role_has_rights_on_data_tables(db: Conn) -> None:
+# The Ops Console reads these through security_invoker views, so the operator needs
+# SELECT on them (row visibility is still decided by RLS); it never gets write rights.
+OPERATOR_READABLE = {
+    "public.enforcement_cases",
+    "public.enforcement_events",
+    "public.enforcement_history",
+    "public.enforcement_actions",
+    "public.enforcement_documents",
+    "public.plaintiff_tasks",
+    "public.judgments",
+    "public.plaintiffs",
+    "judgments.cases",
+}
+
+
+def test_only_the_service_role_writes_data_tables(db: Conn) -> None:
     for table in sorted(set(EXPECTED_COLUMNS) - set(LOOKUP_TABLES)):
-        for role in ("anon", "authenticated", "enforcement_operator", "dragonfly_worker"):
+        for role in ("anon", "authenticated", "dragonfly_worker"):
             assert not one(
                 db,
                 "select has_table_privilege(%s, %s, 'select,insert,update,delete,truncate')",
                 (role, table),
             ), f"{role} has rights on {table}"
+        assert not one(
+            db,
+            "select has_table_privilege('enforcement_operator', %s, 'insert,update,delete,truncate')",
+            (table,),
+        ), f"enforcement_operator may write {table}"
+        operator_reads = one(
+            db, "select has_table_privilege('enforcement_operator', %s, 'select')", (table,)
+        )
+        assert operator_reads == (table in OPERATOR_READABLE), table
         privileges = one(
             db,
             """
@@ -663,7 +687,7 @@ BAD_WRITES: list[tuple[str, str, type[psycopg.Error], str | None]] = [
         "action refuses action_type foo",
         "insert into public.enforcement_actions"
         " (enforcement_case_id, action_type, status, created_by)"
-        " values (%(enforcement_case)s, 'foo', 'pending', 'test')",
+        " values (%(enforcement_case)s, 'foo', 'queued', 'test')",
         errors.CheckViolation,
         "enforcement_actions_action_type_check",
     ),
@@ -678,7 +702,7 @@ BAD_WRITES: list[tuple[str, str, type[psycopg.Error], str | None]] = [
     (
         "action needs a case",
         "insert into public.enforcement_actions (action_type, status, created_by)"
-        " values ('bank_levy', 'pending', 'test')",
+        " values ('bank_levy', 'queued', 'test')",
         errors.NotNullViolation,
         None,
     ),
@@ -984,7 +1008,7 @@ def test_default_timestamps_are_right_in_any_session_time_zone(
         """
         insert into public.enforcement_actions
             (enforcement_case_id, action_type, status, created_by)
-        values (%(enforcement_case)s, 'subpoena', 'pending', 'test')
+        values (%(enforcement_case)s, 'subpoena', 'queued', 'test')
         returning opened_at = now()
         """,
         book,

@@ -1,0 +1,186 @@
+"""Seed data and small helpers for the enforcement RPC tests.
+
+Rows are inserted directly as the test's (superuser) connection; the RPCs under test are
+called through :func:`rpc` exactly as PostgREST would call them: ``select public.<rpc>($1)``
+with one jsonb argument.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg.types.json import Jsonb
+
+Conn = psycopg.Connection[Any]
+
+# Every SQLSTATE an enforcement RPC may raise (docs/rpc.md).
+DOCUMENTED_SQLSTATES = frozenset(
+    {"22023", "P0002", "23505", "42501", "DF001", "DF002", "DF003", "DF004", "DF005"}
+)
+
+ENFORCEMENT_RPCS = (
+    "open_enforcement_case",
+    "close_enforcement_case",
+    "set_enforcement_stage",
+    "log_enforcement_event",
+    "queue_enforcement_action",
+    "record_enforcement_payment",
+    "issue_subpoena",
+    "record_subpoena_response",
+)
+
+VIEWS = (
+    "v_enforcement_overview",
+    "v_enforcement_recent",
+    "v_enforcement_timeline",
+    "v_collectability_snapshot",
+    "v_priority_pipeline",
+)
+
+
+@dataclass(frozen=True)
+class Seeded:
+    """A plaintiff, a judgment on it, its court case and (maybe) an open enforcement case."""
+
+    plaintiff_id: str
+    judgment_id: str
+    court_case_id: str | None
+    case_id: str | None
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def seed_plaintiff(conn: Conn, name: str = "Acme Funding LLC", status: str = "new") -> str:
+    pid = new_id()
+    conn.execute(
+        "insert into public.plaintiffs (id, name, status) values (%s, %s, %s)", (pid, name, status)
+    )
+    return pid
+
+
+def seed_judgment(
+    conn: Conn,
+    plaintiff_id: str | None = None,
+    *,
+    amount: Decimal | str = "1000.00",
+    balance: Decimal | str | None = None,
+    priority: str = "normal",
+    status: str = "active",
+    county: str = "Kings",
+    state: str = "NY",
+) -> str:
+    plaintiff_id = plaintiff_id or seed_plaintiff(conn)
+    jid = new_id()
+    conn.execute(
+        """
+        insert into public.judgments (id, plaintiff_id, debtor_name, judgment_amount, balance_due,
+                                      priority_level, status, county, state)
+        values (%s, %s, 'Debtor Doe', %s, %s, %s, %s, %s, %s)
+        """,
+        (
+            jid,
+            plaintiff_id,
+            amount,
+            balance if balance is not None else amount,
+            priority,
+            status,
+            county,
+            state,
+        ),
+    )
+    return jid
+
+
+def seed_court_case(
+    conn: Conn, judgment_id: str, *, score: str | None = None, tier: str | None = None
+) -> str:
+    cid = new_id()
+    conn.execute(
+        """
+        insert into judgments.cases (id, judgment_id, case_number, collectability_score,
+                                     collectability_tier)
+        values (%s, %s, %s, %s, %s)
+        """,
+        (cid, judgment_id, f"CV-{cid[:8]}", score, tier),
+    )
+    return cid
+
+
+def seed(
+    conn: Conn,
+    *,
+    open_case: bool = True,
+    score: str | None = "80",
+    tier: str | None = "tier0",
+    amount: str = "1000.00",
+    priority: str = "normal",
+    judgment_status: str = "active",
+) -> Seeded:
+    """Plaintiff + judgment + court case, and an open enforcement case through the RPC."""
+    pid = seed_plaintiff(conn)
+    jid = seed_judgment(conn, pid, amount=amount, priority=priority, status=judgment_status)
+    ccid = seed_court_case(conn, jid, score=score, tier=tier)
+    case_id = None
+    if open_case:
+        case_id = rpc(conn, "open_enforcement_case", {"judgment_id": jid, "created_by": "seed"})
+    return Seeded(pid, jid, ccid, str(case_id) if case_id else None)
+
+
+def rpc(conn: Conn, name: str, payload: Any) -> Any:
+    """Call ``public.<name>(payload jsonb)`` and return its single value."""
+    row = conn.execute(f"select public.{name}(%s)", (Jsonb(payload),)).fetchone()
+    assert row is not None
+    return row[0]
+
+
+def refused(conn: Conn, sqlstate: str, name: str, payload: Any) -> psycopg.Error:
+    """Call the RPC in a savepoint; assert it fails with ``sqlstate`` and changed nothing."""
+    before = fingerprint(conn)
+    with pytest.raises(psycopg.Error) as caught, conn.transaction():
+        rpc(conn, name, payload)
+    assert caught.value.sqlstate == sqlstate, (caught.value.sqlstate, str(caught.value))
+    assert fingerprint(conn) == before
+    return caught.value
+
+
+def one(conn: Conn, query: str, params: Any = None) -> Any:
+    row = conn.execute(query, params).fetchone()
+    assert row is not None
+    return row[0]
+
+
+def act_as(conn: Conn, role: str, sub: str | None = None) -> None:
+    """Become ``role`` for the rest of the current transaction, as PostgREST does."""
+    conn.execute(f"set local role {role}")
+    claims = {"role": role, "sub": sub or "6f1d7c4e-0000-4000-8000-000000000001"}
+    conn.execute("select set_config('request.jwt.claims', %s, true)", (json.dumps(claims),))
+
+
+DIGESTED_TABLES = (
+    "public.enforcement_cases",
+    "public.enforcement_events",
+    "public.enforcement_history",
+    "public.enforcement_actions",
+    "public.enforcement_documents",
+    "public.plaintiff_tasks",
+    "public.judgments",
+)
+FINGERPRINT = "select " + ", ".join(
+    f"(select md5(coalesce(string_agg(t::text, '|' order by t.id), '')) from {table} t)"
+    for table in DIGESTED_TABLES
+)
+
+
+def fingerprint(conn: Conn) -> tuple[Any, ...]:
+    """A digest of every row of every table the enforcement RPCs write."""
+    row = conn.execute(FINGERPRINT).fetchone()
+    assert row is not None
+    return tuple(row)
