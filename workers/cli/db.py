@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 from workers.cli.common import CommandError, settings_and_url
-from workers.db import embedded
+from workers.db import embedded, guard
 from workers.db.connect import connect, redact
 from workers.db.migrate import (
     MigrationError,
@@ -20,7 +21,7 @@ from workers.settings import load_settings
 
 
 def register(subparsers: Any) -> None:
-    db = subparsers.add_parser("db", help="database lifecycle: migrate, status, url, stop")
+    db = subparsers.add_parser("db", help="database lifecycle: migrate, status, url, stop, guard")
     commands = db.add_subparsers(dest="db_command", required=True)
 
     p = commands.add_parser("migrate", help="apply pending migrations (installs PGMQ first)")
@@ -34,6 +35,24 @@ def register(subparsers: Any) -> None:
 
     p = commands.add_parser("stop", help="stop the embedded PostgreSQL if it runs")
     p.set_defaults(func=cmd_stop)
+
+    p = commands.add_parser(
+        "guard",
+        help="compare the database with the schema manifest; exit 1 on drift",
+        description=(
+            "Compare the live database with sql/schema_manifest.json (tables, columns, views, "
+            "functions, enums, RLS, policies, grants, queues; retired RPCs must not exist). "
+            "Exit 0 when they match, 1 on drift. --write regenerates the manifest instead."
+        ),
+    )
+    p.add_argument("--manifest", type=Path, default=None, help="manifest path (default: bundled)")
+    p.add_argument("--write", action="store_true", help="write the manifest from the database")
+    p.add_argument(
+        "--scratch",
+        action="store_true",
+        help="use a freshly migrated throwaway database on the same server instead",
+    )
+    p.set_defaults(func=cmd_guard)
 
 
 def cmd_migrate(_args: argparse.Namespace) -> int:
@@ -92,3 +111,36 @@ def cmd_stop(_args: argparse.Namespace) -> int:
     stopped = embedded.stop(settings.home)
     print("embedded PostgreSQL stopped" if stopped else "embedded PostgreSQL was not running")
     return 0
+
+
+def cmd_guard(args: argparse.Namespace) -> int:
+    settings, url = settings_and_url()
+    manifest_path: Path = args.manifest or guard.default_manifest_path()
+    migrations = settings.migrations_dir or default_migrations_dir()
+    try:
+        with connect(url, connect_timeout=settings.connect_timeout, autocommit=True) as conn:
+            if args.scratch:
+                with guard.scratch_database(conn, url, migrations) as scratch:
+                    return _guard(scratch, args.write, manifest_path)
+            return _guard(conn, args.write, manifest_path)
+    except (guard.GuardError, MigrationError) as exc:
+        raise CommandError(str(exc), exit_code=2) from None
+
+
+def _guard(conn: Any, write: bool, manifest_path: Path) -> int:
+    if write:
+        manifest = guard.build_manifest(conn)
+        guard.write_manifest(manifest_path, manifest)
+        facts, schemas = len(manifest.facts), len(manifest.schemas)
+        print(f"wrote {manifest_path}: {facts} facts in {schemas} schemas")
+        return 0
+    manifest = guard.load_manifest(manifest_path)
+    drift = guard.check(conn, manifest)
+    if not drift:
+        print(f"schema matches {manifest_path}: {len(manifest.facts)} facts checked")
+        return 0
+    print(f"schema drift: {len(drift)} difference(s) from {manifest_path}")
+    for item in drift:
+        print(f"  {item.describe()}")
+    print("fix the database, or regenerate the manifest: dragonfly db guard --write --scratch")
+    return 1

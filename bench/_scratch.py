@@ -1,0 +1,33 @@
+"""A freshly migrated throwaway database for a benchmark, dropped afterwards."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg
+from psycopg import sql
+
+from workers.db.migrate import default_migrations_dir, migrate
+
+
+@contextmanager
+def scratch_database(admin_url: str, prefix: str, keep: bool = False) -> Iterator[str]:
+    """Create and migrate a database on the server of ``admin_url``; yield its URL."""
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+    url = psycopg.conninfo.make_conninfo(admin_url, dbname=name)
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            migrate(conn, default_migrations_dir())
+        yield url
+    finally:
+        if keep:
+            print(f"kept database {name}")
+        else:
+            with psycopg.connect(admin_url, autocommit=True) as admin:
+                admin.execute(
+                    sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
+                )
