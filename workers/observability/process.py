@@ -1,0 +1,93 @@
+"""Observability of one fleet process, assembled from settings.
+
+``start(settings, process=..., database_url=...)`` builds the registry, the job
+and queue collectors, the readiness flag and the database probe, and starts the
+HTTP server on ``DRAGONFLY_METRICS_HOST:DRAGONFLY_METRICS_PORT`` (0: no server).
+A port that cannot be bound is logged (``metrics_server_unavailable``) and the
+process goes on without the server: jobs matter more than their metrics.
+
+A worker process wires it to the consumer like this::
+
+    obs = observability.start(settings, process=f"worker:{kind}", database_url=url)
+    metrics, on_ready = obs.consumer_hooks()
+    consumer = Consumer(..., metrics=metrics, on_ready=on_ready)
+    try:
+        ...  # run the consumer
+    finally:
+        obs.close()
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry
+
+from workers.log import get_logger
+from workers.observability.http import HealthServer, Readiness, make_app
+from workers.observability.metrics import (
+    PrometheusJobMetrics,
+    QueueStatsCollector,
+    new_registry,
+)
+from workers.observability.probe import DatabaseProbe
+from workers.settings import Settings
+
+if TYPE_CHECKING:
+    from workers.runtime.hooks import JobMetrics, ReadinessCallback
+
+
+@dataclass
+class ProcessObservability:
+    """What a process holds: feed ``jobs`` and ``readiness``; call ``close`` at exit."""
+
+    registry: CollectorRegistry
+    jobs: PrometheusJobMetrics
+    readiness: Readiness
+    probe: DatabaseProbe
+    server: HealthServer | None
+
+    def consumer_hooks(self) -> tuple[JobMetrics, ReadinessCallback]:
+        """``metrics`` and ``on_ready`` for :class:`workers.runtime.consumer.Consumer`."""
+        return self.jobs, self.readiness.set_ready
+
+    def close(self) -> None:
+        self.readiness.set_ready(False, "stopping")
+        if self.server is not None:
+            self.server.close()
+        self.probe.close()
+
+
+def start(
+    settings: Settings,
+    *,
+    process: str,
+    database_url: str,
+    port: int | None = None,
+) -> ProcessObservability:
+    """Build the collectors and start the server (``port`` overrides the setting)."""
+    log = get_logger("workers.observability")
+    registry = new_registry()
+    jobs = PrometheusJobMetrics(registry)
+    probe = DatabaseProbe(database_url, connect_timeout=min(settings.connect_timeout, 5))
+    registry.register(QueueStatsCollector(probe.queue_stats))
+    readiness = Readiness()
+    server: HealthServer | None = None
+    bind_port = settings.metrics_port if port is None else port
+    if bind_port:
+        try:
+            server = HealthServer(
+                make_app(registry, readiness, probe.ping), settings.metrics_host, bind_port
+            ).start()
+        except OSError as exc:
+            log.warning(
+                "metrics_server_unavailable",
+                process=process,
+                host=settings.metrics_host,
+                port=bind_port,
+                error=" ".join(str(exc).split()),
+            )
+        else:
+            log.info("metrics_server_started", process=process, url=server.url)
+    return ProcessObservability(registry, jobs, readiness, probe, server)
