@@ -1,0 +1,214 @@
+"""enrich end to end: queue_job -> a real `dragonfly worker enrich` process -> database
+state; redelivery changes nothing; bad payloads are dead-lettered with a clear reason; a
+vendor that answers 503 then 200 enriches the case once."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg.types.json import Jsonb
+
+from tests.kinds.enrich_outreach_support import (
+    RICH_BUNDLE,
+    FakeVendor,
+    make_case,
+    open_enforcement_case,
+    wait_for,
+)
+from tests.runtime.support import WorkerProcess
+from workers.enrich.handler import plan_key
+
+pytestmark = pytest.mark.slow
+
+Conn = psycopg.Connection[Any]
+
+
+@pytest.fixture
+def conn(fresh_db_url: str) -> Iterator[Conn]:
+    with psycopg.connect(fresh_db_url, autocommit=True) as c:
+        yield c
+
+
+@pytest.fixture
+def start_worker(fresh_db_url: str, tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
+    """`python -m workers.cli worker enrich` (the real JOB) with short retry timings."""
+    started: list[WorkerProcess] = []
+
+    def start(env: dict[str, str] | None = None) -> WorkerProcess:
+        worker = WorkerProcess(
+            fresh_db_url,
+            tmp_path,
+            kind="enrich",
+            handler="workers.enrich:JOB",
+            env=env,
+            name=f"enrich{len(started) + 1}",
+        )
+        started.append(worker)
+        worker.wait_ready()
+        return worker
+
+    yield start
+    for worker in started:
+        worker.terminate()
+        try:
+            worker.wait(30)
+        finally:
+            worker.close()
+
+
+def _enqueue(conn: Conn, key: str, payload: dict[str, Any]) -> int:
+    row = conn.execute(
+        "select public.queue_job(%s)",
+        (Jsonb({"kind": "enrich", "idempotency_key": key, "payload": payload}),),
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def _completed(conn: Conn, key: str) -> int | None:
+    row = conn.execute(
+        "select attempts from dragonfly.completed_jobs"
+        " where kind = 'enrich' and idempotency_key = %s",
+        (key,),
+    ).fetchone()
+    return int(row[0]) if row else None
+
+
+def _dead_letter(conn: Conn, msg_id: int) -> tuple[str, str] | None:
+    row = conn.execute(
+        "select reason, last_error from dragonfly.dead_letters"
+        " where queue = 'enrich' and msg_id = %s",
+        (msg_id,),
+    ).fetchone()
+    return (str(row[0]), str(row[1])) if row else None
+
+
+def _state(conn: Conn, case_id: uuid.UUID) -> tuple[Any, ...]:
+    row = conn.execute(
+        "select c.collectability_score, c.collectability_tier, c.last_scored_at, c.updated_at,"
+        " (select count(*) from enrichment.contacts k where k.case_id = c.id),"
+        " (select count(*) from enrichment.assets a where a.case_id = c.id),"
+        " (select max(updated_at) from enrichment.contacts k where k.case_id = c.id)"
+        " from judgments.cases c where c.id = %s",
+        (case_id,),
+    ).fetchone()
+    assert row is not None
+    return tuple(row)
+
+
+def _queue_empty(conn: Conn) -> bool:
+    row = conn.execute("select count(*) from pgmq.q_enrich").fetchone()
+    return row == (0,)
+
+
+def test_an_enrich_job_scores_the_case_once_and_a_redelivery_changes_nothing(
+    conn: Conn, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    ids = make_case(conn)
+    enforcement_id = open_enforcement_case(conn, ids)
+    key = f"enrich-{uuid.uuid4()}"
+    payload = {"case_id": str(ids["case_id"]), "bundle": RICH_BUNDLE}
+    worker = start_worker()
+
+    msg_id = _enqueue(conn, key, payload)
+    assert wait_for(lambda: _completed(conn, key), what="the enrich job") == 1
+    score, tier, _at, _updated, contacts, assets, _ = before = _state(conn, ids["case_id"])
+    assert score is not None
+    assert tier is not None
+    assert (contacts, assets) == (3, 2)
+    signals = conn.execute(
+        "select source, identity_confidence from enrichment.case_signals where case_id = %s",
+        (ids["case_id"],),
+    ).fetchall()
+    assert [(s, float(c)) for s, c in signals] == [("acme-skiptrace", 0.85)]
+    enforcement = conn.execute(
+        "select tier, collectability_score from public.enforcement_cases where id = %s",
+        (enforcement_id,),
+    ).fetchone()
+    assert enforcement == (tier, score)
+    # The tier changed (unscored -> tier): one plan job for the enforce worker.
+    plans = conn.execute(
+        "select message ->> 'idempotency_key', message -> 'payload' ->> 'trigger'"
+        " from pgmq.q_enforce"
+    ).fetchall()
+    assert plans == [(plan_key(enforcement_id, tier, key), "tier_change")]
+    worker.wait_for("case_enriched", idempotency_key=key)
+
+    # queue_job with the same key sends nothing; the same envelope sent again as a raw
+    # message (a redelivery after commit, a replay) is acknowledged without running.
+    assert _enqueue(conn, key, payload) == msg_id
+    conn.execute(
+        "select pgmq.send('enrich', %s)",
+        (Jsonb({"kind": "enrich", "idempotency_key": key, "payload": payload}),),
+    )
+    wait_for(lambda: _queue_empty(conn), what="the redelivered message to be acknowledged")
+    worker.wait_for("job_already_done", idempotency_key=key)
+    assert _state(conn, ids["case_id"]) == before
+    assert len(conn.execute("select 1 from pgmq.q_enforce").fetchall()) == 1
+    assert len(worker.events("case_enriched", idempotency_key=key)) == 1
+
+
+def test_bad_payloads_are_dead_lettered_with_a_clear_reason(
+    conn: Conn, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    start_worker()
+    not_a_uuid = _enqueue(conn, "bad-1", {"case_id": "not-a-uuid"})
+    extra_field = _enqueue(conn, "bad-2", {"case_id": str(uuid.uuid4()), "colour": "red"})
+    bad_bundle = _enqueue(
+        conn,
+        "bad-3",
+        {"case_id": str(uuid.uuid4()), "bundle": {"contacts": [{"contact_type": "fax"}]}},
+    )
+    unknown_case = _enqueue(conn, "bad-4", {"case_id": str(uuid.uuid4())})
+
+    reason, error = wait_for(lambda: _dead_letter(conn, not_a_uuid), what="dead letter 1")
+    assert reason == "malformed"
+    assert "case_id" in error
+    assert "uuid" in error.lower()
+    reason, error = wait_for(lambda: _dead_letter(conn, extra_field), what="dead letter 2")
+    assert reason == "malformed"
+    assert "colour" in error
+    reason, error = wait_for(lambda: _dead_letter(conn, bad_bundle), what="dead letter 3")
+    assert reason == "malformed"
+    assert "bundle.contacts.0.contact_type" in error
+    reason, error = wait_for(lambda: _dead_letter(conn, unknown_case), what="dead letter 4")
+    assert reason == "permanent"
+    assert "P0002" in error
+    assert "not found" in error
+    assert _queue_empty(conn)
+
+
+def test_a_vendor_503_then_200_enriches_once(
+    conn: Conn, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    ids = make_case(conn)
+    with FakeVendor([(503, {"error": "maintenance"})]) as vendor:
+        # One try per attempt: the 503 fails the job transiently and the queue retries it.
+        worker = start_worker(
+            {
+                "DRAGONFLY_ENRICH_VENDOR_URL": vendor.url,
+                "DRAGONFLY_ENRICH_VENDOR_API_KEY": "test-key",
+                "DRAGONFLY_ENRICH_VENDOR_ATTEMPTS": "1",
+                "DRAGONFLY_ENRICH_VENDOR_TIMEOUT": "5",
+            }
+        )
+        key = f"vendor-{uuid.uuid4()}"
+        _enqueue(conn, key, {"case_id": str(ids["case_id"])})
+        attempts = wait_for(lambda: _completed(conn, key), what="the enrich job")
+
+    assert attempts == 2
+    assert [r["idempotency_key"] for r in vendor.requests] == [key, key]
+    assert {r["authorization"] for r in vendor.requests} == {"Bearer test-key"}
+    failed = worker.events("job_failed", idempotency_key=key)
+    assert len(failed) == 1
+    assert "503" in failed[0]["error"]
+    assert failed[0]["error_class"] == "transient"
+    _score, _tier, _at, _upd, contacts, assets, _ = _state(conn, ids["case_id"])
+    assert (contacts, assets) == (3, 2)
+    assert len(worker.events("case_enriched", idempotency_key=key)) == 1
+    assert conn.execute("select count(*) from dragonfly.dead_letters").fetchone() == (0,)

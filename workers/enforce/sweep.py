@@ -1,0 +1,105 @@
+"""The SLA sweep: enqueue a plan job for every open case whose next_action_at has passed.
+
+:class:`SlaSweepTask` is a scheduler task (``workers.scheduler.tasks`` lists it; the
+scheduler calls ``run_once`` every ``DRAGONFLY_ENFORCE_SLA_SWEEP_MINUTES``);
+:func:`sweep` is the work, in the caller's transaction. Each overdue case gets
+``queue_job({"kind": "enforce", "idempotency_key": "enforce:sla:<case>:<due>", ...})``:
+the key is derived from the due time, so running the sweep again before the plan
+job has run enqueues nothing new, and once the plan has set a new
+``next_action_at`` the next breach gets a new key. Everything happens in the
+caller's transaction (one transaction per sweep).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from workers.scheduler.base import Every, Schedule, TaskContext, TaskResult
+
+DUE = "select case_id, next_action_at from dragonfly.enforcement_sla_due(%s, %s)"
+QUEUE_JOB = "select public.queue_job(%s)"
+ALREADY_ENQUEUED = (
+    "select exists (select 1 from dragonfly.enqueued_jobs"
+    " where kind = 'enforce' and idempotency_key = %s)"
+)
+REQUESTED_BY = "dragonfly:enforce-sla-sweep"
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    due: int
+    """Overdue open cases found (at most the batch size)."""
+    enqueued: int
+    """New plan jobs sent; ``due - enqueued`` were already enqueued for that due time."""
+    msg_ids: tuple[int, ...]
+
+
+def sla_key(case_id: UUID, next_action_at: datetime) -> str:
+    """The plan job's idempotency key for one breach of one case."""
+    due = next_action_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return f"enforce:sla:{case_id}:{due}"
+
+
+def sweep(
+    conn: psycopg.Connection[Any], *, now: datetime | None = None, batch: int = 500
+) -> SweepResult:
+    """Enqueue plan jobs for up to ``batch`` overdue cases; the caller commits."""
+    rows = conn.execute(DUE, (now or datetime.now(UTC), batch)).fetchall()
+    msg_ids: list[int] = []
+    enqueued = 0
+    for case_id, due in rows:
+        key = sla_key(case_id, due)
+        before = conn.execute(ALREADY_ENQUEUED, (key,)).fetchone()
+        row = conn.execute(
+            QUEUE_JOB,
+            (
+                Jsonb(
+                    {
+                        "kind": "enforce",
+                        "idempotency_key": key,
+                        "payload": {"case_id": str(case_id), "trigger": "sla_sweep"},
+                        "requested_by": REQUESTED_BY,
+                    }
+                ),
+            ),
+        ).fetchone()
+        assert row is not None
+        msg_ids.append(int(row[0]))
+        if not (before and before[0]):
+            enqueued += 1
+    return SweepResult(due=len(rows), enqueued=enqueued, msg_ids=tuple(msg_ids))
+
+
+@dataclass(frozen=True, slots=True)
+class SlaSweepTask:
+    """The scheduler task around :func:`sweep`: one transaction per run."""
+
+    every: Every
+    batch: int = 500
+    name: str = "enforce_sla_sweep"
+
+    @classmethod
+    def every_minutes(cls, minutes: int, batch: int) -> SlaSweepTask:
+        return cls(Every(timedelta(minutes=minutes)), batch=batch)
+
+    @property
+    def schedule(self) -> Schedule:
+        return self.every
+
+    def run_once(self, ctx: TaskContext) -> TaskResult:
+        with ctx.conn.transaction():
+            result = sweep(ctx.conn, now=ctx.now, batch=self.batch)
+        return TaskResult(
+            "ok",
+            {
+                "due": result.due,
+                "enqueued": result.enqueued,
+                "batch_full": result.due >= self.batch,
+            },
+        )

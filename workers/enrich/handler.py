@@ -1,0 +1,195 @@
+"""The enrich handler: store a bundle, score the case, persist, re-plan on a tier change.
+
+Runs inside the job's transaction (the runtime commits it together with the
+message's deletion). Two database round trips in the common case, three when the
+tier of an open enforcement case changed:
+
+1. ``enrichment.prepare_scoring`` — lock the case, store the bundle
+   (``upsert_enrichment_bundle`` + signals), return the model's inputs;
+2. ``enrichment.record_case_scores`` — tier through ``enforcement_tier_lookup``,
+   ``set_case_scores`` + ``set_case_enrichment``, the enforcement case's tier;
+3. ``queue_job`` — an ``enforce`` plan job for the enforcement case, keyed
+   ``plan:<enforcement case>:<tier>:<this job's key>`` so a redelivered enrich job
+   enqueues nothing new.
+
+Without a bundle in the payload the vendor adapter (if configured) is asked first;
+the context it needs is read without a lock, so no row is locked during the call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from psycopg.types.json import Jsonb
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from workers.enrich.payload import EnrichPayload
+from workers.enrich.scoring import ScoreBreakdown, ScoringInputs, score, summarize
+from workers.enrich.vendor import EnrichmentVendor, VendorRequest
+from workers.runtime import JobContext, PermanentError
+
+KIND = "enrich"
+ACTOR = "dragonfly:enrich"
+MAX_KEY = 255
+
+
+class CaseContext(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    case_id: UUID
+    case_number: str
+    judgment_id: UUID
+    debtor_name: str
+    state: str | None = None
+    county: str | None = None
+    previous_tier: str | None = None
+
+
+class Recorded(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    previous_tier: str | None
+    tier: str
+    tier_changed: bool
+    enforcement_case_id: UUID | None = None
+    enforcement_previous_tier: str | None = None
+    enforcement_tier_changed: bool = False
+
+
+@dataclass(frozen=True)
+class EnrichResult:
+    breakdown: ScoreBreakdown
+    recorded: Recorded
+    bundle_source: str | None
+    stored: dict[str, Any] | None
+    plan_msg_id: int | None
+
+
+_PREPARE = "select enrichment.prepare_scoring(%s, %s, %s)"
+_RECORD = "select enrichment.record_case_scores(%s, %s, %s, %s, %s, %s, %s, %s)"
+_QUEUE_JOB = "select public.queue_job(%s)"
+_DEFER_NOTIFY = "select dragonfly.defer_queue_notify()"
+
+
+def plan_key(enforcement_case_id: UUID, tier: str, idempotency_key: str) -> str:
+    """The enforce job's idempotency key, derived from this job's key (stable on redelivery)."""
+    key = f"plan:{enforcement_case_id}:{tier}:{idempotency_key}"
+    if len(key) <= MAX_KEY:
+        return key
+    digest = hashlib.sha256(idempotency_key.encode()).hexdigest()
+    return f"plan:{enforcement_case_id}:{tier}:sha256:{digest}"
+
+
+def _call(conn: psycopg.Connection[Any], query: str, params: tuple[Any, ...]) -> Any:
+    """One function call, its single value. Database refusals (22023 bad input, P0002 no such
+    case...) propagate as psycopg errors: the runtime's ``classify`` makes them permanent."""
+    row = conn.execute(query, params).fetchone()
+    return row[0] if row else None
+
+
+def _enqueue_plan(conn: psycopg.Connection[Any], job: dict[str, Any]) -> int:
+    """queue_job the plan job, with PGMQ's notify lock deferred to commit (see the
+    migration of dragonfly.defer_queue_notify): the batch's transaction may run on for a
+    while. Both statements go in one pipelined round trip."""
+    with conn.pipeline():
+        conn.execute(_DEFER_NOTIFY)
+        cur = conn.execute(_QUEUE_JOB, (Jsonb(job),))
+    row = cur.fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def run(
+    conn: psycopg.Connection[Any],
+    payload: EnrichPayload,
+    *,
+    idempotency_key: str,
+    vendor: EnrichmentVendor | None,
+) -> EnrichResult:
+    """Enrich one case inside the caller's transaction."""
+    bundle = payload.bundle
+    if bundle is None and vendor is not None:
+        context = CaseContext.model_validate(
+            _call(conn, _PREPARE, (payload.case_id, None, False))["case"]
+        )
+        bundle = vendor.fetch_bundle(
+            VendorRequest(
+                case_id=context.case_id,
+                case_number=context.case_number,
+                debtor_name=context.debtor_name,
+                state=context.state,
+                county=context.county,
+            ),
+            idempotency_key=idempotency_key,
+        )
+
+    prepared = _call(
+        conn,
+        _PREPARE,
+        (payload.case_id, Jsonb(bundle.to_rpc()) if bundle is not None else None, True),
+    )
+    try:
+        inputs = ScoringInputs.model_validate(prepared["inputs"])
+    except ValidationError as exc:  # the database handed back something the model refuses
+        raise PermanentError(f"scoring inputs invalid: {exc.errors()[0]['msg']}") from None
+    breakdown = score(inputs)
+    recorded = Recorded.model_validate(
+        _call(
+            conn,
+            _RECORD,
+            (
+                payload.case_id,
+                breakdown.identity,
+                breakdown.contactability,
+                breakdown.asset,
+                breakdown.recency_amount,
+                breakdown.adverse_penalty,
+                breakdown.collectability,
+                summarize(inputs, breakdown),
+            ),
+        )
+    )
+
+    plan_msg_id: int | None = None
+    if recorded.enforcement_tier_changed and recorded.enforcement_case_id is not None:
+        previous = recorded.enforcement_previous_tier or "unscored"
+        job = {
+            "kind": "enforce",
+            "idempotency_key": plan_key(
+                recorded.enforcement_case_id, recorded.tier, idempotency_key
+            ),
+            "payload": {
+                "case_id": str(recorded.enforcement_case_id),
+                "trigger": "tier_change",
+                "note": f"enrichment moved the case from {previous} to {recorded.tier}"
+                f" (collectability {breakdown.collectability})",
+            },
+            "requested_by": ACTOR,
+        }
+        plan_msg_id = _enqueue_plan(conn, job)
+    return EnrichResult(
+        breakdown=breakdown,
+        recorded=recorded,
+        bundle_source=bundle.source if bundle is not None else None,
+        stored=prepared.get("stored"),
+        plan_msg_id=plan_msg_id,
+    )
+
+
+def handle(ctx: JobContext, payload: EnrichPayload) -> None:
+    """The runtime's entry point for ``enrich`` jobs."""
+    vendor: EnrichmentVendor | None = ctx.adapters.get("enrich_vendor")
+    result = run(ctx.conn, payload, idempotency_key=ctx.envelope.idempotency_key, vendor=vendor)
+    ctx.log.info(
+        "case_enriched",
+        case_id=str(payload.case_id),
+        collectability=str(result.breakdown.collectability),
+        tier=result.recorded.tier,
+        previous_tier=result.recorded.previous_tier,
+        bundle_source=result.bundle_source,
+        plan_msg_id=result.plan_msg_id,
+    )
