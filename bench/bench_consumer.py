@@ -1,0 +1,397 @@
+"""Benchmark: the consumer engine against PGMQ itself (and procrastinate, when installed).
+
+    .venv/bin/python bench/bench_consumer.py --database-url postgresql://postgres@127.0.0.1:5432/postgres
+
+The URL is an admin URL: each part runs in a scratch database of its own (created, migrated,
+dropped). Printed, in one run:
+
+(a) raw PGMQ batched consume: ``pgmq.read(queue, 30, 100)`` then ``pgmq.delete(queue,
+    ids[])`` in a loop on one connection until N messages are gone -- messages per second,
+    the queue's own ceiling here;
+(b) one ``dragonfly worker enrich`` process with a no-op handler, exactly-once bookkeeping on
+    (claim, completed_jobs record, fenced delete, one commit per batch): N jobs enqueued
+    with ``queue_job`` in one transaction while the worker is idle; jobs per second from
+    that commit until ``dragonfly.completed_jobs`` holds all N;
+    (a) and (b) alternate for ``--rounds`` rounds in one database (a on the outreach
+    queue, b on enrich) and the medians are kept: this machine is shared, a single
+    round can be off by several times;
+(c) b / a per round (a and b run seconds apart, under the same outside load), median over
+    the rounds (target >= 0.3);
+(d) the same no-op workload through procrastinate (``pip install -e '.[bench]'``), one
+    worker process, same concurrency: jobs per second, and our ratio to it;
+(e) pickup latency on an idle worker: ``queue_job`` committed -> handler started (both on
+    this machine's monotonic clock), one job at a time, p50 and p99 (targets 5 / 25 ms);
+(f) the worker's resident memory after all rounds of (b) (VmRSS, and its peak VmHWM).
+
+The worker runs with the default settings (those that matter are printed); its JSON log goes
+to a temporary file at the default level (INFO: one ``job_succeeded`` line per job).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import psycopg
+from pydantic import BaseModel, ConfigDict
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bench._scratch import scratch_database  # noqa: E402
+from workers.runtime import JobContext, JobKind  # noqa: E402
+
+# -- the jobs the benchmarked worker runs (``--handler bench.bench_consumer:NOOP``) --------
+
+
+class BenchPayload(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    n: int = 0
+
+
+def _noop(_ctx: JobContext, _payload: BenchPayload) -> None:
+    pass
+
+
+def _stamp(ctx: JobContext, payload: BenchPayload) -> None:
+    started = time.monotonic()
+    ctx.conn.execute("insert into bench_pickup (n, started) values (%s, %s)", (payload.n, started))
+
+
+NOOP = JobKind(kind="enrich", payload=BenchPayload, handle=_noop)
+STAMP = JobKind(kind="enrich", payload=BenchPayload, handle=_stamp)
+
+ENVELOPE = (
+    "select pg_catalog.jsonb_build_object('kind', 'enrich', 'idempotency_key', 'raw-' || g,"
+    " 'payload', pg_catalog.jsonb_build_object('n', g), 'requested_by', null,"
+    " 'enqueued_at', pg_catalog.now()) from generate_series(1, %s) as g"
+)
+ENQUEUE_ALL = (
+    "select pg_catalog.count(public.queue_job(pg_catalog.jsonb_build_object("
+    "'kind', 'enrich', 'idempotency_key', %s || g, 'payload', pg_catalog.jsonb_build_object('n', g)"
+    "))) from generate_series(1, %s) as g"
+)
+
+
+# -- (a) -------------------------------------------------------------------------------------
+
+
+def raw_pgmq(url: str, n: int, batch: int) -> float:
+    # On the outreach queue, so the enrich worker of (b), idle meanwhile, stays out of it.
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("select pgmq.send_batch('outreach', array(" + ENVELOPE + "))", (n,))
+        conn.execute("vacuum analyze pgmq.q_outreach")
+        done = 0
+        started = time.perf_counter()
+        while True:
+            rows = conn.execute(
+                "select msg_id from pgmq.read('outreach', 30, %s)", (batch,)
+            ).fetchall()
+            if not rows:
+                break
+            conn.execute("select pgmq.delete('outreach', %s::bigint[])", ([r[0] for r in rows],))
+            done += len(rows)
+        elapsed = time.perf_counter() - started
+    assert done == n, (done, n)
+    return n / elapsed
+
+
+# -- the worker process -------------------------------------------------------------------
+
+
+class Worker:
+    def __init__(self, url: str, handler: str, env: dict[str, str]) -> None:
+        url = as_url(url)
+        self.log = Path(f"/tmp/bench-consumer-{os.getpid()}-{time.monotonic_ns()}.log")
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith("DRAGONFLY_")}
+        full_env.update(
+            {
+                "DATABASE_URL": url,
+                "DRAGONFLY_METRICS_PORT": "0",
+                "DRAGONFLY_LOG_FORMAT": "json",
+                "PYTHONPATH": str(REPO),
+                **env,
+            }
+        )
+        self._out = self.log.open("w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "workers.cli", "worker", "enrich", "--handler", handler],
+            env=full_env,
+            cwd=str(REPO),
+            stdout=subprocess.DEVNULL,
+            stderr=self._out,
+        )
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if '"listener_connected"' in self.log.read_text():
+                return
+            if self.proc.poll() is not None:
+                raise SystemExit(f"worker exited:\n{self.log.read_text()}")
+            time.sleep(0.05)
+        raise SystemExit("worker did not become ready")
+
+    def memory_kib(self) -> tuple[int, int]:
+        fields = {}
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            fields[key] = value.split()[0] if value.split() else "0"
+        return int(fields["VmRSS"]), int(fields["VmHWM"])
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(60)
+        self._out.close()
+        self.log.unlink(missing_ok=True)
+
+
+def as_url(conninfo: str) -> str:
+    """scratch_database() yields a conninfo string; DATABASE_URL must be a URL."""
+    info = psycopg.conninfo.conninfo_to_dict(conninfo)
+    user = quote(str(info.get("user") or "postgres"))
+    password = f":{quote(str(info['password']))}" if info.get("password") else ""
+    host, port = info.get("host") or "127.0.0.1", info.get("port") or "5432"
+    return f"postgresql://{user}{password}@{host}:{port}/{quote(str(info['dbname']))}"
+
+
+def _count_done(conn: psycopg.Connection[Any]) -> int:
+    row = conn.execute("select count(*) from dragonfly.completed_jobs").fetchone()
+    return int(row[0]) if row else 0
+
+
+# -- (b) + (f) -------------------------------------------------------------------------------
+
+
+def worker_throughput(url: str, worker: Worker, n: int, round_no: int) -> float:
+    """One round: N jobs enqueued in one transaction on the idle worker; jobs/s to done."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("truncate dragonfly.completed_jobs")
+        conn.execute("vacuum analyze pgmq.q_enrich")
+        conn.execute("vacuum analyze dragonfly.completed_jobs")
+        time.sleep(0.5)  # let the worker settle back to waiting on its LISTEN
+        with conn.transaction():
+            conn.execute(ENQUEUE_ALL, (f"job-{round_no}-", n))
+        row = conn.execute("select clock_timestamp()").fetchone()
+        assert row is not None
+        committed = row[0]
+        # Polled slowly (a count over the table costs the database); the end time is the
+        # last batch's own completed_at (its transaction start: ~one batch early at most).
+        while _count_done(conn) < n:
+            if worker.proc.poll() is not None:
+                raise SystemExit(f"worker exited:\n{worker.log.read_text()}")
+            time.sleep(0.2)
+        row = conn.execute("select max(completed_at) from dragonfly.completed_jobs").fetchone()
+        assert row is not None
+        return n / (row[0] - committed).total_seconds()
+
+
+# -- (e) -------------------------------------------------------------------------------------
+
+
+def pickup_latency(url: str, samples: int, env: dict[str, str]) -> list[float]:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("create table bench_pickup (n integer primary key, started float8)")
+    worker = Worker(url, "bench.bench_consumer:STAMP", env)
+    latencies: list[float] = []
+    try:
+        worker.wait_ready()
+        with psycopg.connect(url, autocommit=True) as conn:
+            for i in range(1, samples + 1):
+                time.sleep(0.02)  # let the worker go idle (waiting on its LISTEN)
+                with conn.transaction():
+                    conn.execute(
+                        "select public.queue_job(pg_catalog.jsonb_build_object('kind', 'enrich',"
+                        " 'idempotency_key', 'lat-' || %s, 'payload',"
+                        " pg_catalog.jsonb_build_object('n', %s)))",
+                        (i, i),
+                    )
+                committed = time.monotonic()
+                while True:
+                    row = conn.execute(
+                        "select started from bench_pickup where n = %s", (i,)
+                    ).fetchone()
+                    if row:
+                        latencies.append((row[0] - committed) * 1000)
+                        break
+                    time.sleep(0.001)
+    finally:
+        worker.stop()
+    return latencies
+
+
+# -- (d) -------------------------------------------------------------------------------------
+
+PROCRASTINATE_APP = """
+import procrastinate
+app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo={url!r}))
+
+@app.task(queue="bench", name="noop")
+async def noop(n):
+    pass
+"""
+
+
+def procrastinate_throughput(url: str, n: int, concurrency: int) -> float | None:
+    try:
+        import procrastinate  # noqa: F401
+    except ImportError:
+        return None
+    app_dir = Path(f"/tmp/bench-procrastinate-{os.getpid()}")
+    app_dir.mkdir(exist_ok=True)
+    (app_dir / "bench_pc_app.py").write_text(PROCRASTINATE_APP.format(url=url))
+    env = {**os.environ, "PYTHONPATH": f"{app_dir}:{REPO}"}
+    py = sys.executable
+    subprocess.run(
+        [py, "-m", "procrastinate", "--app=bench_pc_app.app", "schema", "--apply"],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    # Defer N jobs in one transaction, straight into procrastinate's table (its own
+    # defer is one round trip per job; this keeps enqueueing out of the measurement).
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "insert into procrastinate_jobs (queue_name, task_name, args)"
+            " select 'bench', 'noop', jsonb_build_object('n', g) from generate_series(1, %s) g",
+            (n,),
+        )
+        conn.execute("vacuum analyze procrastinate_jobs")
+        started = time.perf_counter()
+        proc = subprocess.Popen(
+            [
+                py,
+                "-m",
+                "procrastinate",
+                "--app=bench_pc_app.app",
+                "worker",
+                f"--concurrency={concurrency}",
+                "--queues=bench",
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            while True:
+                row = conn.execute(
+                    "select count(*) from procrastinate_jobs where status = 'succeeded'"
+                ).fetchone()
+                if row and row[0] >= n:
+                    break
+                if proc.poll() is not None:
+                    raise SystemExit("procrastinate worker exited")
+                time.sleep(0.05)
+            elapsed = time.perf_counter() - started
+        finally:
+            proc.terminate()
+            proc.wait(60)
+    return n / elapsed
+
+
+# -- main ------------------------------------------------------------------------------------
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--database-url", required=True, help="admin URL (creates databases)")
+    parser.add_argument("--messages", type=int, default=20000, help="N for (a) and (b)")
+    parser.add_argument("--rounds", type=int, default=3, help="(a)/(b) rounds; medians kept")
+    parser.add_argument("--procrastinate-messages", type=int, default=5000, help="N for (d)")
+    parser.add_argument(
+        "--batch-size", type=int, default=200, help="worker batch size (the default setting)"
+    )
+    parser.add_argument("--concurrency", type=int, default=2, help="worker slots")
+    parser.add_argument("--samples", type=int, default=300, help="pickup latency samples")
+    parser.add_argument("--skip-procrastinate", action="store_true")
+    args = parser.parse_args()
+    n = args.messages
+    env = {
+        "DRAGONFLY_BATCH_SIZE": str(args.batch_size),
+        "DRAGONFLY_WORKER_CONCURRENCY": str(args.concurrency),
+    }
+    print(
+        f"machine: {os.cpu_count()} cores; N = {n}, {args.rounds} rounds;"
+        f" worker: batch {args.batch_size},"
+        f" concurrency {args.concurrency}, JSON log at INFO to a file",
+        flush=True,
+    )
+
+    raws: list[float] = []
+    ours_: list[float] = []
+    with scratch_database(args.database_url, "df_bench_consumer_ab") as url:
+        worker = Worker(url, "bench.bench_consumer:NOOP", env)
+        try:
+            worker.wait_ready()
+            for r in range(1, args.rounds + 1):
+                raws.append(raw_pgmq(url, n, 100))
+                ours_.append(worker_throughput(url, worker, n, r))
+                print(
+                    f"    round {r}: (a) {raws[-1]:,.0f} msgs/s, (b) {ours_[-1]:,.0f} jobs/s,"
+                    f" b/a {ours_[-1] / raws[-1]:.2f}",
+                    flush=True,
+                )
+            rss, hwm = worker.memory_kib()
+        finally:
+            worker.stop()
+    raw, ours = statistics.median(raws), statistics.median(ours_)
+    # Each round's (a) and (b) run seconds apart, under the same load from whatever
+    # else shares the machine: the ratio is taken per round, then its median.
+    ratio = statistics.median(b / a for a, b in zip(raws, ours_, strict=True))
+    print(f"(a) raw PGMQ read 100 + delete[]:      {raw:10,.0f} msgs/s (median)", flush=True)
+    print(f"(b) dragonfly worker, no-op handler:   {ours:10,.0f} jobs/s (median)", flush=True)
+    print(
+        f"(c) b / a:                             {ratio:10.2f}   (median of the rounds' ratios;"
+        " target >= 0.3)"
+    )
+
+    pc = None
+    if not args.skip_procrastinate:
+        with scratch_database(args.database_url, "df_bench_consumer_d") as url:
+            pc = procrastinate_throughput(url, args.procrastinate_messages, args.concurrency)
+    if pc is None:
+        print("(d) procrastinate:                      not installed (pip install -e '.[bench]')")
+    else:
+        print(
+            f"(d) procrastinate worker, no-op task:  {pc:10,.0f} jobs/s;"
+            f" dragonfly / procrastinate = {ours / pc:.1f}x"
+        )
+
+    with scratch_database(args.database_url, "df_bench_consumer_e") as url:
+        lat = pickup_latency(url, args.samples, env)
+    q = statistics.quantiles(lat, n=100)
+    print(
+        f"(e) pickup latency, queue_job commit -> handler start ({len(lat)} jobs):"
+        f" p50 {statistics.median(lat):.2f} ms, p99 {q[98]:.2f} ms, max {max(lat):.2f} ms"
+        "   (targets 5 / 25 ms)"
+    )
+    print(
+        f"(f) worker memory after all rounds of (b): RSS {rss / 1024:.1f} MiB,"
+        f" peak {hwm / 1024:.1f} MiB"
+    )
+    print(
+        json.dumps(
+            {
+                "raw_msgs_per_s": round(raw),
+                "worker_jobs_per_s": round(ours),
+                "ratio": round(ratio, 3),
+                "procrastinate_jobs_per_s": round(pc) if pc else None,
+                "pickup_p50_ms": round(statistics.median(lat), 2),
+                "pickup_p99_ms": round(q[98], 2),
+                "rss_mib": round(rss / 1024, 1),
+            }
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

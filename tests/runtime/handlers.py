@@ -1,0 +1,88 @@
+"""Job definitions the runtime tests (and the benchmark) run in real worker processes.
+
+Started as ``dragonfly worker enrich --handler tests.runtime.handlers:JOB``. Every
+attempt that reaches the database inserts a row into ``runtime_test.effects`` inside
+the job's transaction, so the table holds exactly the effects that committed: one
+row per key means "done exactly once".
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from workers.runtime import JobContext, JobKind, PermanentError, TransientError
+
+SCHEMA_SQL = """
+create schema runtime_test;
+create table runtime_test.effects (
+    idempotency_key text not null,
+    msg_id bigint not null,
+    attempt integer not null,
+    pid integer not null default pg_backend_pid(),
+    at timestamptz not null default clock_timestamp()
+);
+create table runtime_test.switch (broken boolean not null);
+insert into runtime_test.switch values (false);
+"""
+
+
+class ProbePayload(BaseModel):
+    """What the test job does: effects first, then the requested trouble."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sleep: float = 0.0
+    """Seconds spent in pg_sleep inside the job's transaction (a slow database call)."""
+    hold: float = 0.0
+    """Seconds spent waiting in Python, the transaction open (a slow outside call)."""
+    slow_attempts: int = 1000
+    """Sleep/hold/spin only on attempts up to this one (a job slow the first time only)."""
+    spin: float = 0.0
+    """Seconds spent busy in Python (a handler stuck in its own code)."""
+    fail: Literal["transient", "permanent", "bug"] | None = None
+    fail_while_broken: bool = False
+    """Fail transiently while runtime_test.switch says broken (a bug awaiting its fix)."""
+
+
+def handle(ctx: JobContext, payload: ProbePayload) -> None:
+    conn = ctx.conn
+    conn.execute(
+        "insert into runtime_test.effects (idempotency_key, msg_id, attempt) values (%s, %s, %s)",
+        (ctx.envelope.idempotency_key, ctx.msg_id, ctx.attempt),
+    )
+    slow = ctx.attempt <= payload.slow_attempts
+    if payload.sleep and slow:
+        conn.execute("select pg_sleep(%s)", (payload.sleep,))
+    if payload.hold and slow:
+        time.sleep(payload.hold)
+    if payload.spin and slow:
+        end = time.monotonic() + payload.spin
+        while time.monotonic() < end:
+            pass
+    if payload.fail == "transient":
+        raise TransientError("the vendor answered 503")
+    if payload.fail == "permanent":
+        raise PermanentError("the vendor rejected the request")
+    if payload.fail == "bug":
+        raise KeyError("missing")
+    if payload.fail_while_broken:
+        row = conn.execute("select broken from runtime_test.switch").fetchone()
+        if row and row[0]:
+            raise TransientError("the switch is broken")
+
+
+JOB: JobKind[ProbePayload] = JobKind(kind="enrich", payload=ProbePayload, handle=handle)
+
+
+class NoopPayload(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+def noop(_ctx: JobContext, _payload: NoopPayload) -> None:
+    """Does nothing: the runtime's own cost (benchmark, pickup latency)."""
+
+
+NOOP: JobKind[NoopPayload] = JobKind(kind="enrich", payload=NoopPayload, handle=noop)

@@ -1,0 +1,229 @@
+"""The fence and the exactly-once record, driven step by step in-process.
+
+A process test cannot choose the moment a worker stalls; these tests interleave
+two "workers" (two connections, one batch runner each) by hand, against a real
+database.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import psycopg
+import pytest
+import structlog
+
+from tests.runtime.handlers import JOB
+from tests.runtime.support import (
+    completed,
+    effects_by_key,
+    enqueue,
+    queue_length,
+    scalar,
+    send_raw,
+    wait_until,
+)
+from workers.runtime import queries
+from workers.runtime.batch import BatchConfig, BatchReport, BatchRunner
+from workers.runtime.retry import RetryPolicy
+from workers.runtime.watchdog import Slot
+
+Conn = psycopg.Connection[Any]
+
+
+class RecordingMetrics:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+
+    def job_done(self, **kw: Any) -> None:
+        self.calls.append(("done", kw))
+
+    def job_failed(self, **kw: Any) -> None:
+        self.calls.append(("failed", kw))
+
+    def job_dead_lettered(self, **kw: Any) -> None:
+        self.calls.append(("dead_lettered", kw))
+
+
+def make_runner(metrics: RecordingMetrics | None = None, batch_size: int = 10) -> BatchRunner:
+    config = BatchConfig(
+        queue="enrich",
+        worker="test",
+        batch_size=batch_size,
+        batch_window=30.0,
+        visibility_timeout=30,
+        job_timeout=30.0,
+        retry=RetryPolicy(max_attempts=3, base_delay=0.1, max_delay=0.2),
+    )
+    return BatchRunner(
+        JOB,
+        config,
+        adapters={},
+        metrics=metrics or RecordingMetrics(),
+        log=structlog.get_logger("test"),
+        stopping=threading.Event(),
+    )
+
+
+@pytest.fixture
+def other(runtime_db: str) -> Any:
+    with psycopg.connect(runtime_db, autocommit=True) as c:
+        yield c
+
+
+def test_a_stale_workers_delete_after_its_message_was_read_again_is_refused(
+    conn: Conn, other: Conn
+) -> None:
+    msg_id = enqueue(conn, "contested")
+    stale_conn, owner_conn = conn, other
+    [stale] = queries.read(stale_conn, "enrich", 1, 1)
+    # The first worker stalls past its 1 s visibility timeout; another reads the message.
+    [fresh] = wait_until(lambda: queries.read(owner_conn, "enrich", 30, 1), what="re-read")
+    assert (stale.msg_id, stale.read_ct, fresh.read_ct) == (msg_id, 1, 2)
+
+    # The stale worker's fenced delete is refused, its completion too (nothing written).
+    with pytest.raises(psycopg.Error) as refused, stale_conn.transaction():
+        queries.ack(stale_conn, "enrich", [stale])
+    assert refused.value.sqlstate == "DF100"
+    with pytest.raises(psycopg.Error) as refused, stale_conn.transaction():
+        queries.complete(stale_conn, "enrich", "stale", [stale], ["contested"], [1])
+    assert refused.value.sqlstate == "DF100"
+    assert completed(conn) == {}
+
+    # Its whole batch: the claim says lost, the handler never runs.
+    report = make_runner().run_deliveries(stale_conn, Slot(0), [stale])
+    assert report is not None
+    assert [j.delivery.msg_id for j in report.lost] == [msg_id]
+    assert not report.done
+    assert effects_by_key(conn) == {}
+
+    # The owner completes it; the stale delete is still refused afterwards.
+    report = make_runner().run_deliveries(owner_conn, Slot(1), [fresh])
+    assert report is not None
+    assert len(report.done) == 1
+    with pytest.raises(psycopg.Error) as refused, stale_conn.transaction():
+        queries.ack(stale_conn, "enrich", [stale])
+    assert refused.value.sqlstate == "DF100"
+    assert effects_by_key(conn) == {"contested": 1}
+    assert completed(conn) == {"contested": 2}
+    assert queue_length(conn) == 0
+
+
+def test_a_claimed_message_is_not_read_again_after_its_visibility_timeout(
+    conn: Conn, other: Conn
+) -> None:
+    msg_id = enqueue(conn, "held")
+    [delivery] = queries.read(conn, "enrich", 1, 1)
+    with conn.transaction():
+        assert queries.claim(conn, "enrich", [delivery], ["held"]) == {msg_id: "owned"}
+        # vt ran out a while ago, yet the row lock keeps every reader off it.
+        wait_until(
+            lambda: scalar(
+                other, "select vt < clock_timestamp() - interval '0.2 s' from pgmq.q_enrich"
+            ),
+            what="vt expired",
+        )
+        assert queries.read(other, "enrich", 30, 10) == []
+        queries.ack(conn, "enrich", [delivery])
+    assert queue_length(conn) == 0
+
+
+def test_a_second_message_with_a_done_key_is_acknowledged_without_running(
+    conn: Conn,
+) -> None:
+    metrics = RecordingMetrics()
+    runner = make_runner(metrics)
+    envelope = {"kind": "enrich", "idempotency_key": "twice", "payload": {}}
+    first, second = send_raw(conn, envelope), send_raw(conn, envelope)
+
+    # Both in one batch: the first runs, the copy goes back unrun (its read undone).
+    report = runner.run_deliveries(conn, Slot(0), queries.read(conn, "enrich", 30, 10))
+    assert isinstance(report, BatchReport)
+    assert [j.delivery.msg_id for j, _ in report.done] == [first]
+    assert [j.delivery.msg_id for j in report.released] == [second]
+    assert scalar(conn, "select read_ct from pgmq.q_enrich where msg_id = %s", (second,)) == 0
+
+    # Read again: the key is done, so the copy is deleted without running.
+    report = runner.run_deliveries(conn, Slot(0), queries.read(conn, "enrich", 30, 10))
+    assert report is not None
+    assert [j.delivery.msg_id for j in report.duplicates] == [second]
+    assert effects_by_key(conn) == {"twice": 1}
+    assert queue_length(conn) == 0
+    assert [name for name, _ in metrics.calls] == ["done"]
+    assert metrics.calls[0][1]["queue"] == "enrich"
+
+
+def test_a_key_completed_concurrently_rolls_the_batch_back_and_releases_it(
+    conn: Conn, other: Conn
+) -> None:
+    msg_id = enqueue(conn, "raced")
+    enqueue(conn, "bystander")
+    deliveries = queries.read(conn, "enrich", 30, 10)
+    # Another transaction is completing the same key right now (not yet committed).
+    other.execute("begin")
+    other.execute(
+        "insert into dragonfly.completed_jobs (kind, idempotency_key, queue, msg_id, attempts)"
+        " values ('enrich', 'raced', 'enrich', 0, 1)"
+    )
+    outcome: list[BatchReport | None] = []
+    thread = threading.Thread(
+        target=lambda: outcome.append(make_runner().run_deliveries(conn, Slot(0), deliveries))
+    )
+    thread.start()
+    # The batch's completion waits on the other transaction's key...
+    wait_until(
+        lambda: scalar(
+            other,
+            "select count(*) from pg_stat_activity where wait_event_type = 'Lock'"
+            " and datname = current_database()",
+        ),
+        what="completion blocked on the key",
+    )
+    other.execute("commit")  # ... which then commits first.
+    thread.join(10)
+
+    assert outcome == [None]  # rolled back and released
+    assert effects_by_key(conn) == {}
+    assert conn.execute("select msg_id, read_ct from pgmq.q_enrich order by msg_id").fetchall() == [
+        (msg_id, 0),
+        (msg_id + 1, 0),
+    ]
+    report = make_runner().run_deliveries(conn, Slot(0), queries.read(conn, "enrich", 30, 10))
+    assert report is not None
+    assert [j.delivery.msg_id for j in report.duplicates] == [msg_id]
+    assert effects_by_key(conn) == {"bystander": 1}
+
+
+def test_a_message_read_more_often_than_max_attempts_is_dead_lettered_unrun(
+    conn: Conn,
+) -> None:
+    # Three earlier reads crashed (kill -9, OOM) without recording anything.
+    msg_id = enqueue(conn, "poison")
+    conn.execute("update pgmq.q_enrich set read_ct = 3")
+    report = make_runner().run_deliveries(conn, Slot(0), queries.read(conn, "enrich", 30, 10))
+    assert report is not None
+    assert effects_by_key(conn) == {}
+    row = conn.execute(
+        "select msg_id, reason, attempts, last_error from dragonfly.dead_letters"
+    ).fetchone()
+    assert row is not None
+    assert row[:3] == (msg_id, "max_attempts", 4)
+    assert "without an outcome" in row[3]
+
+
+def test_the_runtime_functions_reject_unknown_queues_and_bad_input(conn: Conn) -> None:
+    cases = [
+        ("select dragonfly.ack_jobs('nope', '{1}', '{1}')", "22023"),
+        ("select dragonfly.ack_jobs('enrich', '{1,2}', '{1}')", "22023"),
+        ("select dragonfly.retry_job('enrich', 1, 1, -1)", "22023"),
+        ("select dragonfly.dead_letter_job('enrich', 1, 1, 'bored', 'x')", "22023"),
+        ("select dragonfly.dead_letter_job('enrich', 1, 1, 'permanent', ' ')", "22023"),
+        ("select dragonfly.dead_letter_job('enrich', 1, 1, 'permanent', 'x')", "DF100"),
+        ("select dragonfly.retry_job('enrich', 1, 1, 0)", "DF100"),
+    ]
+    for query, sqlstate in cases:
+        with pytest.raises(psycopg.Error) as err:
+            conn.execute(query)
+        assert err.value.sqlstate == sqlstate, query
+    assert scalar(conn, "select dragonfly.release_jobs('enrich', '{1}', '{1}')") == 0

@@ -1,0 +1,426 @@
+"""One batch: read, claim, run each job under its own savepoint, commit once.
+
+The batch's jobs share one transaction (one commit, one fsync) and each job has
+a savepoint, so a failing job rolls back only its own effects::
+
+    read (autocommit: read_ct += 1 commits, so even a crash counts the attempt)
+    begin
+      claim_jobs         lock the deliveries still ours; which are done already
+      per job            savepoint (on first use of ctx.conn) -> handler ->
+                         release, or rollback to it and retry_job / dead_letter_job
+      complete_jobs      completed_jobs rows + fenced delete of the messages
+      ack_jobs           messages whose key was already done: deleted unrun
+      release_jobs       jobs not started (shutdown): back to the queue at once
+    commit               effects, records, deletions: all or nothing
+
+The trade-off: a job's effects become visible when its whole batch commits,
+and a connection lost mid-batch sends the whole batch back to the queue (its
+effects were never committed, so exactly-once holds). Kinds with slow handlers
+set a small ``batch_size``.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import traceback
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from time import perf_counter
+from typing import Any
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg.pq import TransactionStatus
+from pydantic import BaseModel
+
+from workers.runtime import queries
+from workers.runtime.context import JobContext
+from workers.runtime.envelope import Delivery, Envelope, parse_envelope, parse_payload
+from workers.runtime.errors import (
+    JobInterrupted,
+    JobTimeout,
+    MalformedMessage,
+    classify,
+    describe,
+)
+from workers.runtime.handlers import JobKind
+from workers.runtime.hooks import JobMetrics
+from workers.runtime.retry import DeadLetter, RetryPolicy, decide
+from workers.runtime.watchdog import Slot
+
+
+class BatchBroken(Exception):
+    """The connection is no longer usable mid-batch; the batch goes back to the queue."""
+
+
+class KeyConflict(Exception):
+    """A job's key was completed concurrently by another transaction."""
+
+
+@dataclass(slots=True)
+class Job:
+    delivery: Delivery
+    envelope: Envelope | None = None
+    payload: BaseModel | None = None
+    malformed: str | None = None
+    kind: str | None = None
+    log: Any = None
+
+    @property
+    def key(self) -> str:
+        assert self.envelope is not None
+        return self.envelope.idempotency_key
+
+
+@dataclass(slots=True)
+class Failed:
+    job: Job
+    error: str
+    failure: str
+    duration_s: float
+    attempted: bool = True
+    retry_in: float | None = None
+    dead_letter_id: int | None = None
+    reason: str | None = None
+
+
+@dataclass
+class BatchReport:
+    """What happened to each message; logged and counted once the batch committed."""
+
+    done: list[tuple[Job, float]] = field(default_factory=list)
+    duplicates: list[Job] = field(default_factory=list)
+    released: list[Job] = field(default_factory=list)
+    lost: list[Job] = field(default_factory=list)
+    failed: list[Failed] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class BatchConfig:
+    queue: str
+    worker: str
+    batch_size: int
+    batch_window: float
+    visibility_timeout: int
+    job_timeout: float
+    retry: RetryPolicy
+
+
+class BatchRunner:
+    """Runs batches of one kind's jobs; shared by the slots of one consumer."""
+
+    def __init__(
+        self,
+        job: JobKind[Any],
+        config: BatchConfig,
+        *,
+        adapters: Mapping[str, Any],
+        metrics: JobMetrics,
+        log: Any,
+        stopping: threading.Event,
+    ) -> None:
+        self._job = job
+        self._cfg = config
+        self._adapters = adapters
+        self._metrics = metrics
+        self._log = log
+        self._stopping = stopping
+
+    def run_once(self, conn: psycopg.Connection[Any], slot: Slot) -> int:
+        """Read one batch and run it; returns how many messages were read."""
+        cfg = self._cfg
+        deliveries = queries.read(conn, cfg.queue, cfg.visibility_timeout, cfg.batch_size)
+        if deliveries:
+            self.run_deliveries(conn, slot, deliveries)
+        return len(deliveries)
+
+    def run_deliveries(
+        self, conn: psycopg.Connection[Any], slot: Slot, deliveries: list[Delivery]
+    ) -> BatchReport | None:
+        """Run the jobs of messages already read; None when the batch was released."""
+        cfg = self._cfg
+        jobs = [self._parse(d) for d in deliveries]
+        slot.batch, slot.backend_pid = deliveries, conn.info.backend_pid
+        try:
+            report = self._run(conn, slot, jobs)
+        except KeyConflict as exc:
+            released = queries.release(conn, cfg.queue, deliveries)
+            self._log.warning(
+                "batch_conflict",
+                queue=cfg.queue,
+                msg_ids=[d.msg_id for d in deliveries],
+                released=released,
+                error=str(exc),
+            )
+            return None
+        except Exception as exc:
+            self._log.warning(
+                "batch_failed",
+                queue=cfg.queue,
+                msg_ids=[d.msg_id for d in deliveries],
+                error=describe(exc),
+            )
+            raise
+        finally:
+            slot.batch, slot.backend_pid = [], None
+        self._report(report)
+        return report
+
+    # -- parsing -----------------------------------------------------------------
+
+    def _parse(self, delivery: Delivery) -> Job:
+        job = Job(delivery)
+        try:
+            job.envelope = parse_envelope(delivery.message, self._cfg.queue)
+            job.payload = parse_payload(self._job.payload, job.envelope)
+        except MalformedMessage as exc:
+            job.malformed = str(exc)
+        job.log = self._job_logger(job)
+        return job
+
+    def _job_logger(self, job: Job) -> Any:
+        d, env = job.delivery, job.envelope
+        if env is not None:
+            job.kind = env.kind
+            case_id = env.payload.get("case_id")
+            extra = {"case_id": case_id} if isinstance(case_id, str) else {}
+            return self._log.bind(
+                queue=self._cfg.queue,
+                msg_id=d.msg_id,
+                kind=env.kind,
+                idempotency_key=env.idempotency_key,
+                attempt=d.attempt,
+                **extra,
+            )
+        # Malformed: whatever the message claims, for the logs and the metrics.
+        message = d.message if isinstance(d.message, dict) else {}
+        kind, key = message.get("kind"), message.get("idempotency_key")
+        job.kind = kind if isinstance(kind, str) else None
+        return self._log.bind(
+            queue=self._cfg.queue,
+            msg_id=d.msg_id,
+            kind=job.kind,
+            idempotency_key=key if isinstance(key, str) else None,
+            attempt=d.attempt,
+        )
+
+    # -- the transaction ---------------------------------------------------------------
+
+    def _run(self, conn: psycopg.Connection[Any], slot: Slot, jobs: list[Job]) -> BatchReport:
+        cfg = self._cfg
+        report = BatchReport()
+        with conn.transaction():
+            states = queries.claim(
+                conn,
+                cfg.queue,
+                [j.delivery for j in jobs],
+                [j.key if j.envelope else None for j in jobs],
+            )
+            keys_seen: set[str] = set()
+            window_end = perf_counter() + cfg.batch_window
+            for job in jobs:
+                state = states.get(job.delivery.msg_id, "lost")
+                if state == "lost":
+                    report.lost.append(job)
+                elif job.malformed is not None:
+                    self._dead_letter(conn, job, MalformedMessage(job.malformed), None, report)
+                elif state == "done":
+                    report.duplicates.append(job)
+                elif self._stopping.is_set() or perf_counter() > window_end:
+                    # Shutting down, or the batch ran long: hand the rest back now
+                    # rather than holding them (and the finished jobs) any longer.
+                    report.released.append(job)
+                elif job.delivery.attempt > cfg.retry.max_attempts:
+                    # Read more often than allowed, with no outcome recorded: the
+                    # earlier attempts crashed or were killed mid-job.
+                    self._give_up(conn, job, report)
+                else:
+                    key = job.key
+                    if key in keys_seen:
+                        # Same key twice in one batch: run it once; the other copy
+                        # comes back and is then acknowledged as done.
+                        report.released.append(job)
+                    else:
+                        keys_seen.add(key)
+                        self._attempt(conn, slot, job, report)
+            self._finish(conn, report)
+        return report
+
+    def _finish(self, conn: psycopg.Connection[Any], report: BatchReport) -> None:
+        cfg = self._cfg
+        if report.done:
+            try:
+                queries.complete(
+                    conn,
+                    cfg.queue,
+                    cfg.worker,
+                    [j.delivery for j, _ in report.done],
+                    [j.key for j, _ in report.done],
+                    [round(s * 1000) for _, s in report.done],
+                )
+            except pg_errors.UniqueViolation as exc:
+                raise KeyConflict(describe(exc)) from exc
+        if report.duplicates:
+            queries.ack(conn, cfg.queue, [j.delivery for j in report.duplicates])
+        if report.released:
+            queries.release(conn, cfg.queue, [j.delivery for j in report.released])
+
+    # -- one job -------------------------------------------------------------------------
+
+    def _attempt(
+        self, conn: psycopg.Connection[Any], slot: Slot, job: Job, report: BatchReport
+    ) -> None:
+        assert job.envelope is not None
+        assert job.payload is not None
+        d = job.delivery
+        ctx = JobContext(
+            conn,
+            envelope=job.envelope,
+            queue=self._cfg.queue,
+            msg_id=d.msg_id,
+            attempt=d.attempt,
+            log=job.log,
+            adapters=self._adapters,
+            stop=self._stopping,
+        )
+        job.log.debug("job_started")
+        error: BaseException | None = None
+        started = perf_counter()
+        slot.arm(conn, self._cfg.job_timeout)
+        try:
+            try:
+                self._job.handle(ctx, job.payload)
+            finally:
+                interruption = slot.disarm()
+        except (Exception, JobTimeout, JobInterrupted) as exc:  # noqa: BLE001 - any failure is the job's
+            interruption = slot.disarm()
+            error = exc
+        duration = perf_counter() - started
+        if interruption == "timeout":
+            timeout_error = JobTimeout(
+                f"{job.envelope.kind} handler ran longer than its"
+                f" {self._cfg.job_timeout:g}s timeout"
+            )
+            timeout_error.__cause__ = error
+            error = timeout_error
+        self._settle_savepoint(conn, ctx, error)
+        if interruption == "shutdown":
+            job.log.warning("job_interrupted", duration_ms=round(duration * 1000))
+            report.released.append(job)
+        elif error is None:
+            report.done.append((job, duration))
+        else:
+            self._failed(conn, job, error, duration, report)
+
+    def _settle_savepoint(
+        self, conn: psycopg.Connection[Any], ctx: JobContext, error: BaseException | None
+    ) -> None:
+        status = conn.pgconn.transaction_status
+        if status == TransactionStatus.UNKNOWN and isinstance(error, psycopg.OperationalError):
+            raise error  # the connection was lost during the job: the batch goes back
+        if status not in (TransactionStatus.INTRANS, TransactionStatus.INERROR):
+            # A statement still running or a broken connection: the batch cannot go on.
+            raise BatchBroken(f"connection left {TransactionStatus(status).name} by the handler")
+        if ctx.used_database:
+            if error is None:
+                conn.execute(queries.RELEASE_SAVEPOINT)
+            else:
+                conn.execute(queries.ROLLBACK_TO_SAVEPOINT)
+                conn.execute(queries.RELEASE_SAVEPOINT)
+        elif status == TransactionStatus.INERROR:
+            raise BatchBroken("the handler broke the transaction without using ctx.conn")
+
+    def _failed(
+        self,
+        conn: psycopg.Connection[Any],
+        job: Job,
+        error: BaseException,
+        duration: float,
+        report: BatchReport,
+    ) -> None:
+        decision = decide(error, job.delivery.attempt, self._cfg.retry, jitter=random.random())
+        if isinstance(decision, DeadLetter):
+            self._dead_letter(conn, job, error, duration, report, reason=decision.reason)
+            return
+        queries.retry(conn, self._cfg.queue, job.delivery, decision.delay)
+        report.failed.append(
+            Failed(job, describe(error), classify(error), duration, retry_in=decision.delay)
+        )
+
+    def _give_up(self, conn: psycopg.Connection[Any], job: Job, report: BatchReport) -> None:
+        attempts = job.delivery.attempt - 1
+        error = RuntimeError(
+            f"read {attempts} times without an outcome (the worker crashed, was killed"
+            " or lost its connection mid-job); max_attempts reached"
+        )
+        self._dead_letter(conn, job, error, None, report, reason="max_attempts")
+
+    def _dead_letter(
+        self,
+        conn: psycopg.Connection[Any],
+        job: Job,
+        error: BaseException,
+        duration: float | None,
+        report: BatchReport,
+        *,
+        reason: str = "malformed",
+    ) -> None:
+        """Dead-letter a job; ``duration`` None when its handler never ran."""
+        text = describe(error) if reason != "malformed" else str(error)
+        tb = None
+        if error.__traceback__ is not None or error.__cause__ is not None:
+            tb = "".join(traceback.format_exception(error))
+        dead_id = queries.dead_letter(conn, self._cfg.queue, job.delivery, reason, text, tb)
+        report.failed.append(
+            Failed(
+                job,
+                text,
+                classify(error),
+                duration or 0.0,
+                attempted=duration is not None,
+                dead_letter_id=dead_id,
+                reason=reason,
+            )
+        )
+
+    # -- after commit --------------------------------------------------------------------
+
+    def _report(self, report: BatchReport) -> None:
+        queue, metrics = self._cfg.queue, self._metrics
+        for job, duration in report.done:
+            assert job.envelope is not None
+            job.log.info("job_succeeded", duration_ms=round(duration * 1000))
+            metrics.job_done(queue=queue, kind=job.envelope.kind, duration_s=duration)
+        for f in report.failed:
+            kind = f.job.kind
+            if f.attempted:
+                f.job.log.warning(
+                    "job_failed",
+                    error=f.error,
+                    error_class=f.failure,
+                    duration_ms=round(f.duration_s * 1000),
+                    retrying=f.retry_in is not None,
+                )
+                metrics.job_failed(
+                    queue=queue,
+                    kind=kind or queue,
+                    duration_s=f.duration_s,
+                    retrying=f.retry_in is not None,
+                )
+            if f.retry_in is not None:
+                f.job.log.info("job_retry_scheduled", delay_s=round(f.retry_in, 3))
+            else:
+                f.job.log.error(
+                    "job_dead_lettered",
+                    reason=f.reason,
+                    error=f.error,
+                    dead_letter_id=f.dead_letter_id,
+                )
+                metrics.job_dead_lettered(queue=queue, kind=kind, reason=f.reason or "")
+        for job in report.duplicates:
+            job.log.info("job_already_done")
+        for job in report.released:
+            job.log.info("job_released")
+        for job in report.lost:
+            job.log.warning("job_lost")

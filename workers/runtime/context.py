@@ -1,0 +1,74 @@
+"""What a handler gets besides its payload."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+import psycopg
+
+from workers.runtime import queries
+from workers.runtime.envelope import Envelope
+
+
+class JobContext:
+    """One attempt of one job.
+
+    - ``conn``: the connection, inside the job's transaction. The first access
+      takes the job's savepoint, so a failing job rolls back only its own
+      effects while the other jobs of its batch commit; a handler that never
+      touches the database costs no round trip. Never commit or roll back it.
+    - ``envelope``: kind, idempotency_key, payload, requested_by, enqueued_at;
+    - ``queue``, ``msg_id``, ``attempt`` (1 on the first delivery);
+    - ``log``: a structlog logger bound to queue, msg_id, kind, idempotency_key,
+      attempt (and case_id when the payload has one);
+    - ``adapters``: what the kind's ``adapters(settings)`` built for this process;
+    - ``stop``: set when the worker is shutting down (long handlers may check it).
+    """
+
+    __slots__ = (
+        "_conn",
+        "_savepoint",
+        "adapters",
+        "attempt",
+        "envelope",
+        "log",
+        "msg_id",
+        "queue",
+        "stop",
+    )
+
+    def __init__(
+        self,
+        conn: psycopg.Connection[Any],
+        *,
+        envelope: Envelope,
+        queue: str,
+        msg_id: int,
+        attempt: int,
+        log: Any,
+        adapters: Mapping[str, Any],
+        stop: threading.Event,
+    ) -> None:
+        self._conn = conn
+        self._savepoint = False
+        self.envelope = envelope
+        self.queue = queue
+        self.msg_id = msg_id
+        self.attempt = attempt
+        self.log = log
+        self.adapters = adapters
+        self.stop = stop
+
+    @property
+    def conn(self) -> psycopg.Connection[Any]:
+        if not self._savepoint:
+            self._conn.execute(queries.SAVEPOINT)
+            self._savepoint = True
+        return self._conn
+
+    @property
+    def used_database(self) -> bool:
+        """Whether the handler asked for the connection (and so has a savepoint)."""
+        return self._savepoint

@@ -1,0 +1,82 @@
+"""The job envelope every message carries, and a message as the consumer read it.
+
+``queue_job()`` sends ``{"kind", "idempotency_key", "payload", "requested_by",
+"enqueued_at"}``; :class:`Envelope` validates that shape. A message that does
+not validate -- or whose kind is not its queue's -- is *malformed*: dead-lettered
+at once with the validation error, never retried, never dropped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from workers.runtime.errors import MalformedMessage
+
+
+class Envelope(BaseModel):
+    """The envelope of a job message (the payload is validated by the kind's model)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    kind: str = Field(min_length=1)
+    idempotency_key: str = Field(min_length=1, max_length=255)
+    payload: dict[str, Any]
+    requested_by: str | None = None
+    enqueued_at: datetime | None = None
+
+    @field_validator("idempotency_key")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One read of a message: ``(msg_id, read_ct)`` names it, and fences every write.
+
+    ``read_ct`` is PGMQ's read counter, which is also the attempt number: a read
+    that never ran the job is undone when the message is released.
+    """
+
+    msg_id: int
+    read_ct: int
+    message: Any
+
+    @property
+    def attempt(self) -> int:
+        return self.read_ct
+
+
+def _one_line(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err.get("loc", ())) or "message"
+        parts.append(f"{loc}: {err.get('msg', 'invalid')}")
+    return "; ".join(parts)
+
+
+def parse_envelope(message: Any, queue: str) -> Envelope:
+    """The validated envelope of a message read from ``queue``; MalformedMessage if not."""
+    if not isinstance(message, dict):
+        raise MalformedMessage(f"envelope must be a JSON object, got {type(message).__name__}")
+    try:
+        envelope = Envelope.model_validate(message)
+    except ValidationError as exc:
+        raise MalformedMessage(f"invalid envelope: {_one_line(exc)}") from None
+    if envelope.kind != queue:
+        raise MalformedMessage(f"kind {envelope.kind!r} does not belong on queue {queue!r}")
+    return envelope
+
+
+def parse_payload(model: type[BaseModel], envelope: Envelope) -> BaseModel:
+    """The kind's payload model, validated; MalformedMessage if it does not fit."""
+    try:
+        return model.model_validate(envelope.payload)
+    except ValidationError as exc:
+        raise MalformedMessage(f"invalid {envelope.kind} payload: {_one_line(exc)}") from None

@@ -1,0 +1,98 @@
+"""Job kinds: a payload model plus a handler, found by ``module:attribute``.
+
+A kind's package exposes a :class:`JobKind` as ``JOB``::
+
+    # workers/enrich/__init__.py
+    JOB = JobKind(kind="enrich", payload=EnrichPayload, handle=handle, adapters=make_adapters)
+
+``dragonfly worker enrich`` loads ``workers.enrich:JOB``. Another definition can
+be named instead -- ``--handler module:attr`` on the command line, or
+``DRAGONFLY_HANDLERS='{"enrich": "module:attr"}'`` -- which is how the tests and
+the benchmark run their own handlers in real worker processes.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from pydantic import BaseModel
+
+from workers.db.migrate import QUEUES
+from workers.settings import Settings
+
+if TYPE_CHECKING:
+    from workers.runtime.context import JobContext
+
+KINDS = QUEUES
+"""The job kinds, each with its own queue of the same name."""
+
+P = TypeVar("P", bound=BaseModel)
+
+
+class HandlerNotFound(Exception):
+    """No job definition could be loaded for a kind; the message says what was tried."""
+
+
+@dataclass(frozen=True)
+class JobKind(Generic[P]):
+    """How to run one kind of job.
+
+    - ``payload``: the pydantic model of the envelope's ``payload``;
+    - ``handle(ctx, payload)``: does the work through ``ctx.conn`` inside the job's
+      transaction; never commits, never reads the queue, never sleeps; raises
+      PermanentError / TransientError (or anything, see ``classify``) to fail;
+    - ``adapters(settings)``: builds the outside-world adapters once per process
+      (a mapping handed to every job as ``ctx.adapters``);
+    - ``timeout``: seconds a handler may run (default ``DRAGONFLY_JOB_TIMEOUT``;
+      ``DRAGONFLY_JOB_TIMEOUTS`` overrides per kind);
+    - ``batch_size``: messages read (and committed) together (default
+      ``DRAGONFLY_BATCH_SIZE``); small for kinds whose handlers are slow.
+    """
+
+    kind: str
+    payload: type[P]
+    handle: Callable[[JobContext, P], None]
+    adapters: Callable[[Settings], Mapping[str, Any]] | None = None
+    timeout: float | None = None
+    batch_size: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
+        if self.timeout is not None and self.timeout <= 0:
+            raise ValueError("timeout must be positive")
+        if self.batch_size is not None and not 1 <= self.batch_size <= 1000:
+            raise ValueError("batch_size must be between 1 and 1000")
+
+
+def default_spec(kind: str) -> str:
+    """Where a kind's own definition lives: ``workers.<kind>:JOB``."""
+    return f"workers.{kind}:JOB"
+
+
+def load_job(kind: str, spec: str | None = None) -> JobKind[Any]:
+    """The JobKind of ``kind`` from ``spec`` (``module:attr``) or the kind's package."""
+    if kind not in KINDS:
+        raise HandlerNotFound(f"unknown job kind {kind!r}; kinds are {', '.join(KINDS)}")
+    target = spec or default_spec(kind)
+    module_name, sep, attr = target.partition(":")
+    if not sep or not module_name or not attr:
+        raise HandlerNotFound(f"handler {target!r} must look like module:attribute")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise HandlerNotFound(f"cannot import {module_name} for handler {target}: {exc}") from None
+    job = getattr(module, attr, None)
+    if job is None:
+        raise HandlerNotFound(
+            f"{module_name} has no {attr}: kind {kind} has no job definition there"
+            " (define a JobKind, or name one with --handler module:attr)"
+        )
+    if not isinstance(job, JobKind):
+        raise HandlerNotFound(f"{target} is a {type(job).__name__}, not a JobKind")
+    if job.kind != kind:
+        raise HandlerNotFound(f"{target} defines kind {job.kind!r}, not {kind!r}")
+    return job

@@ -1,0 +1,161 @@
+"""Every statement the consumer sends, in one place.
+
+The work is done by the runtime functions of migration
+``20261127004100_worker_runtime_functions.sql`` (and ``public.pgmq_read`` of the
+queue RPCs); this module only names the calls. Queue names reach SQL as
+parameters, never formatted into statements (the LISTEN channel, an identifier,
+is quoted by psycopg and checked against the known queues first).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from workers.runtime.envelope import Delivery
+from workers.runtime.handlers import KINDS
+
+Conn = psycopg.Connection[Any]
+
+# Only what the loop needs: headers and enqueue time stay in the row (dead_letter_job
+# copies them from there).
+READ = "select msg_id, read_ct, message from public.pgmq_read(%(queue)s, %(vt)s, %(qty)s)"
+# Integer arrays go in binary (%b): dumping them is then about twice as cheap.
+CLAIM = "select msg_id, state from dragonfly.claim_jobs(%s, %b, %b, %s)"
+COMPLETE = "select dragonfly.complete_jobs(%s, %s, %b, %b, %s, %b)"
+ACK = "select dragonfly.ack_jobs(%s, %b, %b)"
+RETRY = "select dragonfly.retry_job(%s, %s, %s, %s)"
+RELEASE = "select dragonfly.release_jobs(%s, %b, %b)"
+DEAD_LETTER = "select dragonfly.dead_letter_job(%s, %s, %s, %s, %s, %s)"
+
+# One savepoint per job, taken when its handler first asks for the connection.
+SAVEPOINT = "savepoint dragonfly_job"
+RELEASE_SAVEPOINT = "release savepoint dragonfly_job"
+ROLLBACK_TO_SAVEPOINT = "rollback to savepoint dragonfly_job"
+
+PING = "select 1"
+TERMINATE_BACKEND = "select pg_terminate_backend(%s, %s)"
+RUNTIME_INSTALLED = (
+    "select to_regprocedure('public.pgmq_read(text, integer, integer)') is not null"
+    " and to_regprocedure('dragonfly.claim_jobs(text, bigint[], integer[], text[])')"
+    " is not null"
+)
+SET_IDLE_IN_TRANSACTION_TIMEOUT = (
+    "select set_config('idle_in_transaction_session_timeout', %s, false)"
+)
+SET_CLIENT_CHECK_INTERVAL = "select set_config('client_connection_check_interval', %s, false)"
+
+
+def read(conn: Conn, queue: str, vt: int, qty: int) -> list[Delivery]:
+    """Read up to ``qty`` messages, hidden for ``vt`` seconds (commits the read)."""
+    rows = conn.execute(READ, {"queue": queue, "vt": vt, "qty": qty}).fetchall()
+    return [Delivery(r[0], r[1], r[2]) for r in rows]
+
+
+def claim(
+    conn: Conn,
+    queue: str,
+    deliveries: list[Delivery],
+    keys: list[str | None],
+) -> dict[int, str]:
+    """Lock the deliveries still ours; msg_id -> 'owned' | 'done' | 'lost'."""
+    rows = conn.execute(
+        CLAIM, (queue, [d.msg_id for d in deliveries], [d.read_ct for d in deliveries], keys)
+    ).fetchall()
+    return {int(r[0]): str(r[1]) for r in rows}
+
+
+def complete(
+    conn: Conn,
+    queue: str,
+    worker: str,
+    deliveries: list[Delivery],
+    keys: list[str],
+    durations_ms: list[int],
+) -> None:
+    """Record the jobs done (their kind is the queue) and delete their messages (fenced)."""
+    conn.execute(
+        COMPLETE,
+        (
+            queue,
+            worker,
+            [d.msg_id for d in deliveries],
+            [d.read_ct for d in deliveries],
+            keys,
+            durations_ms,
+        ),
+    )
+
+
+def ack(conn: Conn, queue: str, deliveries: list[Delivery]) -> None:
+    """Delete messages whose jobs are already done (fenced)."""
+    conn.execute(ACK, (queue, [d.msg_id for d in deliveries], [d.read_ct for d in deliveries]))
+
+
+def retry(conn: Conn, queue: str, delivery: Delivery, delay: float) -> None:
+    """Hide the message for ``delay`` seconds before its next attempt (fenced)."""
+    conn.execute(RETRY, (queue, delivery.msg_id, delivery.read_ct, delay))
+
+
+def release(conn: Conn, queue: str, deliveries: list[Delivery]) -> int:
+    """Give unrun messages back at once, their read undone; returns how many."""
+    row = conn.execute(
+        RELEASE, (queue, [d.msg_id for d in deliveries], [d.read_ct for d in deliveries])
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def dead_letter(
+    conn: Conn,
+    queue: str,
+    delivery: Delivery,
+    reason: str,
+    error: str,
+    traceback: str | None,
+) -> int:
+    """Move the message to dragonfly.dead_letters (fenced); returns the dead letter's id."""
+    row = conn.execute(
+        DEAD_LETTER, (queue, delivery.msg_id, delivery.read_ct, reason, error, traceback)
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def runtime_installed(conn: Conn) -> bool:
+    """Whether the migrations that define the runtime's functions were applied."""
+    row = conn.execute(RUNTIME_INSTALLED).fetchone()
+    return bool(row and row[0])
+
+
+def configure_job_session(conn: Conn, idle_in_transaction_s: float) -> None:
+    """Server-side bounds for a job connection (autocommit, outside any transaction).
+
+    - ``idle_in_transaction_session_timeout``: a transaction left idle that long
+      (a handler stuck outside the database) is ended by the server;
+    - ``client_connection_check_interval`` (5 s): a statement still running for a
+      worker that died (kill -9) is cancelled, instead of holding its locks
+      until it finishes. Not every platform supports it; then it stays off.
+    """
+    conn.execute(SET_IDLE_IN_TRANSACTION_TIMEOUT, (str(int(idle_in_transaction_s * 1000)),))
+    with contextlib.suppress(psycopg.errors.InvalidParameterValue):
+        conn.execute(SET_CLIENT_CHECK_INTERVAL, ("5000",))
+
+
+def terminate_backend(conn: Conn, pid: int, wait_s: float) -> bool:
+    """End another session (its transaction rolls back); wait up to ``wait_s`` for it."""
+    row = conn.execute(TERMINATE_BACKEND, (pid, int(wait_s * 1000))).fetchone()
+    return bool(row and row[0])
+
+
+def insert_channel(queue: str) -> str:
+    """The channel PGMQ notifies on an insert into ``queue`` (payload null)."""
+    if queue not in KINDS:
+        raise ValueError(f"unknown queue {queue!r}")
+    return f"pgmq.q_{queue}.INSERT"
+
+
+def listen(conn: Conn, queue: str) -> None:
+    conn.execute(sql.SQL("listen {}").format(sql.Identifier(insert_channel(queue))))
