@@ -39,6 +39,8 @@ def configure_logging(settings: Settings, *, process: str | None = None) -> None
         cache_logger_on_first_use=True,
     )
     logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s %(message)s")
+    # pgserver narrates every handle it opens and closes at INFO; keep its warnings only.
+    logging.getLogger("pgserver").setLevel(max(level, logging.WARNING))
     if process:
         structlog.contextvars.bind_contextvars(process=process)
 

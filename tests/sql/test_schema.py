@@ -471,8 +471,8 @@ def test_only_the_service_role_writes_data_tables(db: Conn) -> None:
             ), f"{role} has rights on {table}"
         assert not one(
             db,
-            "select has_table_privilege('enforcement_operator', %s, 'insert,update,delete,truncate')",
-            (table,),
+            "select has_table_privilege('enforcement_operator', %s, %s)",
+            (table, "insert,update,delete,truncate"),
         ), f"enforcement_operator may write {table}"
         operator_reads = one(
             db, "select has_table_privilege('enforcement_operator', %s, 'select')", (table,)

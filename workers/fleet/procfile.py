@@ -17,8 +17,7 @@ from pathlib import Path
 DEFAULT_PROCFILE = """\
 # One line per process type: `dragonfly up` runs one supervised process for each
 # (scale with `dragonfly up --scale enrich=2`). Lines whose command this
-# installation does not have (e.g. `dragonfly listen` before the alert listener
-# ships) are skipped with a warning.
+# installation does not have are skipped with a warning.
 enrich: dragonfly worker enrich
 outreach: dragonfly worker outreach
 enforce: dragonfly worker enforce
