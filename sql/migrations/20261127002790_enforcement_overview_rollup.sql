@@ -342,9 +342,8 @@ begin
            coalesce(d.balance, 0) - coalesce(d.rollup_balance, 0)
       from enforcement_private.overview_rollup_drift() as d;
     get diagnostics v_groups = row_count;
-    if v_groups > 0 then
-        perform enforcement_private.fold_overview_rollup();
-    end if;
+    -- Also folds what writers outside READ COMMITTED left pending.
+    perform enforcement_private.fold_overview_rollup();
     return v_groups;
 end;
 $$;
@@ -352,7 +351,8 @@ $$;
 comment on function enforcement_private.resync_overview_rollup() is
     'Repairs the overview totals where overview_rollup_drift() finds a difference, by appending the '
     'correcting deltas (no lock; exact also while cases change). Returns the number of (tier, stage) groups '
-    'corrected, normally 0. Run by the migration (initial totals) and nightly by refresh_enforcement_metrics(). '
+    'corrected, normally 0, then folds pending deltas. Run by the migration (initial totals) and nightly by '
+    'refresh_enforcement_metrics(). '
     'Not callable over the API.';
 
 revoke execute on function enforcement_private.resync_overview_rollup() from public;

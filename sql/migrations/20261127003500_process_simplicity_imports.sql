@@ -194,9 +194,6 @@ begin
     if pg_catalog.to_regclass('pg_temp.simplicity_batch') is not null then
         drop table pg_temp.simplicity_batch;
     end if;
-    if pg_catalog.to_regclass('pg_temp.simplicity_entities') is not null then
-        drop table pg_temp.simplicity_entities;
-    end if;
     if pg_catalog.to_regclass('pg_temp.simplicity_plaintiffs') is not null then
         drop table pg_temp.simplicity_plaintiffs;
     end if;
@@ -402,19 +399,21 @@ begin
     -- 2. Entities: the plaintiffs and debtors of the new rows, one per normalized identity,
     --    each from the first line naming it (a plaintiff's line before a debtor's, so the
     --    plaintiff's entity gets that line's address). The first line is picked with a hash
-    --    aggregate, not a sort over the names; ids follow the picks, so debtors' ids follow
-    --    the file like the judgments that reference them.
-    create temp table simplicity_entities on commit drop as
-    select intake.time_ordered_uuid(v_id_prefix, pg_catalog.row_number() over (order by f.pick), v_entity_suffix) as id,
-           f.party_key,
-           case when f.pick < 4294967296 then b.p_type else b.d_type end as entity_type,
-           case when f.pick < 4294967296 then b.p_name else b.d_name end as display_name,
-           case when f.pick < 4294967296 then b.p_norm else b.d_norm end as normalized_name,
-           case when f.pick < 4294967296 then b.p_address end as address_line1,
-           case when f.pick < 4294967296 then b.p_city end as city,
-           case when f.pick < 4294967296 then b.p_state end as state,
-           case when f.pick < 4294967296 then b.p_zip end as postal_code
+    --    aggregate rather than a sort over the names; ids follow the picks, so debtors' ids
+    --    follow the file like the judgments that reference them.
+    insert into public.entities as e
+        (id, entity_type, display_name, normalized_name, address_line1, city, state, postal_code)
+    select intake.time_ordered_uuid(v_id_prefix, pg_catalog.row_number() over (order by f.pick), v_entity_suffix),
+           case when f.pick < 4294967296 then b.p_type else b.d_type end,
+           case when f.pick < 4294967296 then b.p_name else b.d_name end,
+           case when f.pick < 4294967296 then b.p_norm else b.d_norm end,
+           case when f.pick < 4294967296 then b.p_address end,
+           case when f.pick < 4294967296 then b.p_city end,
+           case when f.pick < 4294967296 then b.p_state end,
+           case when f.pick < 4294967296 then b.p_zip end
       from (
+          -- pick = line number, plus 2^32 on the debtor side: the smallest pick per identity
+          -- is its first plaintiff line, else its first debtor line.
           select k.party_key, pg_catalog.min(k.pick) as pick
             from (
                 select b.p_key as party_key, b.line_number::bigint as pick
@@ -428,26 +427,7 @@ begin
            group by k.party_key
       ) as f
       join pg_temp.simplicity_batch as b on b.line_number = (f.pick % 4294967296)::integer
-     order by f.pick;
-
-    -- Identities not known yet are inserted plainly (ON CONFLICT costs a speculative insertion
-    -- per row). If another writer (insert_or_get_entity) adds one of them meanwhile, the
-    -- unique index refuses it: then the whole step runs again with ON CONFLICT DO NOTHING.
-    begin
-        insert into public.entities
-            (id, entity_type, display_name, normalized_name, address_line1, city, state, postal_code)
-        select c.id, c.entity_type, c.display_name, c.normalized_name, c.address_line1, c.city, c.state, c.postal_code
-          from pg_temp.simplicity_entities as c
-         where not exists (select 1 from public.entities as e where e.normalized_key = c.party_key)
-         order by c.id;
-    exception when unique_violation then
-        insert into public.entities as e
-            (id, entity_type, display_name, normalized_name, address_line1, city, state, postal_code)
-        select c.id, c.entity_type, c.display_name, c.normalized_name, c.address_line1, c.city, c.state, c.postal_code
-          from pg_temp.simplicity_entities as c
-         order by c.id
-        on conflict (normalized_key) do nothing;
-    end;
+    on conflict (normalized_key) do nothing;
 
     -- 3. Plaintiffs: found by entity, else created from the first imported line naming them.
     insert into public.plaintiffs as p
@@ -537,7 +517,6 @@ begin
      where r.id = p_run_id;
 
     drop table pg_temp.simplicity_batch;
-    drop table pg_temp.simplicity_entities;
     drop table pg_temp.simplicity_plaintiffs;
 end;
 $$;

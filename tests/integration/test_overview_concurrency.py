@@ -26,13 +26,18 @@ pytestmark = pytest.mark.slow
 
 def assert_exact(url: str) -> None:
     with connect(url) as conn:
-        assert conn.execute("select * from enforcement_private.overview_rollup_drift()").fetchall() == []
+        assert (
+            conn.execute("select * from enforcement_private.overview_rollup_drift()").fetchall()
+            == []
+        )
         assert overview(conn) == conn.execute(REFERENCE).fetchall()
 
 
 def test_concurrent_writers_keep_the_totals_exact(fresh_db_url: str) -> None:
-    cases = [seeded(fresh_db_url, tier=tier, score=score, amount="5000.00").case_id
-             for tier, score in [("tier0", "90"), ("tier1", "60"), ("tier2", "30")] * 4]
+    cases = [
+        seeded(fresh_db_url, tier=tier, score=score, amount="5000.00").case_id
+        for tier, score in [("tier0", "90"), ("tier1", "60"), ("tier2", "30")] * 4
+    ]
     spare = [seeded(fresh_db_url, open_case=False, amount="300.00").judgment_id for _ in range(8)]
     stages = ["asset_search", "information_subpoena", "bank_levy", "payment_plan"]
     writers = 6
@@ -50,8 +55,11 @@ def test_concurrent_writers_keep_the_totals_exact(fresh_db_url: str) -> None:
                     if kind == 0:
                         rpc(conn, "record_enforcement_payment", {"case_id": case, "amount": "1.25"})
                     elif kind == 1:
-                        rpc(conn, "set_enforcement_stage",
-                            {"case_id": case, "stage": rng.choice(stages), "override": True})
+                        rpc(
+                            conn,
+                            "set_enforcement_stage",
+                            {"case_id": case, "stage": rng.choice(stages), "override": True},
+                        )
                     elif kind == 2 and spare:
                         rpc(conn, "open_enforcement_case", {"judgment_id": spare.pop()})
                     else:
@@ -95,7 +103,9 @@ def test_a_writer_holding_the_fold_lock_blocks_nobody(fresh_db_url: str) -> None
             assert outcome.result() is True
         # The second writer could not fold: its delta waits, and the view counts it.
         with connect(fresh_db_url) as reader:
-            assert one(reader, "select count(*) from public.enforcement_overview_rollup_deltas") >= 1
+            assert (
+                one(reader, "select count(*) from public.enforcement_overview_rollup_deltas") >= 1
+            )
         first.commit()
     assert_exact(fresh_db_url)
 

@@ -111,8 +111,14 @@ def test_exact_after_every_kind_of_change(db: Conn) -> None:
 
     steps: list[tuple[str, Any]] = [
         ("stage", lambda: rpc(db, "set_enforcement_stage", {"case_id": a, "stage": "bank_levy"})),
-        ("payment", lambda: rpc(db, "record_enforcement_payment", {"case_id": b, "amount": "50.25"})),
-        ("payment, unscored", lambda: rpc(db, "record_enforcement_payment", {"case_id": e, "amount": "1"})),
+        (
+            "payment",
+            lambda: rpc(db, "record_enforcement_payment", {"case_id": b, "amount": "50.25"}),
+        ),
+        (
+            "payment, unscored",
+            lambda: rpc(db, "record_enforcement_payment", {"case_id": e, "amount": "1"}),
+        ),
         ("close", lambda: rpc(db, "close_enforcement_case", {"case_id": c, "status": "withdrawn"})),
         (
             "no-op for the totals",
@@ -120,7 +126,9 @@ def test_exact_after_every_kind_of_change(db: Conn) -> None:
         ),
         (
             "tier change",
-            lambda: db.execute("update public.enforcement_cases set tier = 'tier3' where id = %s", (d,)),
+            lambda: db.execute(
+                "update public.enforcement_cases set tier = 'tier3' where id = %s", (d,)
+            ),
         ),
         (
             "override until next week",
@@ -147,15 +155,16 @@ def test_exact_after_every_kind_of_change(db: Conn) -> None:
         (
             "override cleared",
             lambda: db.execute(
-                "update public.enforcement_cases set tier_override = null, override_expires_at = null "
-                "where id = %s",
+                "update public.enforcement_cases set tier_override = null, "
+                "override_expires_at = null where id = %s",
                 (a,),
             ),
         ),
         (
             "clock-dependent columns",
             lambda: db.execute(
-                "update public.enforcement_cases set stage_entered_at = now() - interval '40 days', "
+                "update public.enforcement_cases set "
+                "stage_entered_at = now() - interval '40 days', "
                 "next_action_at = now() - interval '1 day' where id = any(%s::uuid[])",
                 ([b, d],),
             ),
@@ -278,12 +287,15 @@ def test_a_writer_in_repeatable_read_appends_without_folding(db: Conn) -> None:
 
 def test_the_nightly_resync_repairs_totals_desynchronized_by_hand(db: Conn) -> None:
     cases = book(db)
-    db.execute("alter table public.enforcement_cases disable trigger enforcement_cases_overview_rollup_update")
+    trigger = "enforcement_cases_overview_rollup_update"
+    db.execute(f"alter table public.enforcement_cases disable trigger {trigger}")
     db.execute(
         "update public.enforcement_cases set current_balance = 1 where id = %s", (cases[0].case_id,)
     )
-    db.execute("update public.enforcement_cases set tier = 'tier3' where id = %s", (cases[2].case_id,))
-    db.execute("alter table public.enforcement_cases enable always trigger enforcement_cases_overview_rollup_update")
+    db.execute(
+        "update public.enforcement_cases set tier = 'tier3' where id = %s", (cases[2].case_id,)
+    )
+    db.execute(f"alter table public.enforcement_cases enable always trigger {trigger}")
     assert len(drift(db)) == 3  # tier0 balance, tier1 and tier3 counts
     result = one(db, "select public.refresh_enforcement_metrics()")
     assert result["overview_totals_resynced"] == 3
@@ -292,23 +304,36 @@ def test_the_nightly_resync_repairs_totals_desynchronized_by_hand(db: Conn) -> N
 
 
 def test_the_totals_are_read_only_and_the_helpers_private(db: Conn) -> None:
-    for table in ("public.enforcement_overview_rollup", "public.enforcement_overview_rollup_deltas"):
+    for table in (
+        "public.enforcement_overview_rollup",
+        "public.enforcement_overview_rollup_deltas",
+    ):
         assert one(db, "select relrowsecurity from pg_class where oid = %s::regclass", (table,))
         for role in ("anon", "authenticated", "dragonfly_worker"):
             assert not one(
-                db, "select has_table_privilege(%s, %s, 'select,insert,update,delete')", (role, table)
+                db,
+                "select has_table_privilege(%s, %s, 'select,insert,update,delete')",
+                (role, table),
             )
         for role in ("enforcement_operator", "service_role"):
             assert one(db, "select has_table_privilege(%s, %s, 'select')", (role, table))
             assert not one(
-                db, "select has_table_privilege(%s, %s, 'insert,update,delete,truncate')", (role, table)
+                db,
+                "select has_table_privilege(%s, %s, 'insert,update,delete,truncate')",
+                (role, table),
             )
     for function in (
         "enforcement_private.fold_overview_rollup()",
         "enforcement_private.resync_overview_rollup()",
         "enforcement_private.overview_rollup_drift()",
     ):
-        for role in ("anon", "authenticated", "enforcement_operator", "dragonfly_worker", "service_role"):
+        for role in (
+            "anon",
+            "authenticated",
+            "enforcement_operator",
+            "dragonfly_worker",
+            "service_role",
+        ):
             assert not one(db, "select has_function_privilege(%s, %s, 'execute')", (role, function))
     triggers = db.execute(
         "select tgname, tgenabled from pg_trigger "
