@@ -218,10 +218,11 @@ begin
     if bundle is null or pg_catalog.jsonb_typeof(bundle) <> 'object' then
         raise exception using errcode = '22023', message = 'upsert_enrichment_bundle: bundle must be a JSON object';
     end if;
-    select pg_catalog.string_agg(k, ', ' order by k) into v_unknown
-      from pg_catalog.jsonb_object_keys(bundle) as k
-     where k <> all (array['case_id', 'source', 'contacts', 'assets']);
-    if v_unknown is not null then
+    -- (jsonb - keys) is a plain expression; the query naming the keys runs only on failure.
+    if (bundle - array['case_id', 'source', 'contacts', 'assets']) <> '{}'::jsonb then
+        select pg_catalog.string_agg(k, ', ' order by k) into v_unknown
+          from pg_catalog.jsonb_object_keys(bundle) as k
+         where k <> all (array['case_id', 'source', 'contacts', 'assets']);
         raise exception using
             errcode = '22023',
             message = pg_catalog.format('upsert_enrichment_bundle: unknown field(s) %s', v_unknown);
@@ -271,10 +272,11 @@ begin
                 errcode = '22023',
                 message = pg_catalog.format('upsert_enrichment_bundle: %s must be an object', v_where);
         end if;
-        select pg_catalog.string_agg(k, ', ' order by k) into v_unknown
-          from pg_catalog.jsonb_object_keys(v_item) as k
-         where k <> all (array['contact_type', 'value', 'source', 'confidence', 'is_verified', 'metadata']);
-        if v_unknown is not null then
+        -- (jsonb - keys) is a plain expression; the query naming the keys runs only on failure.
+        if (v_item - array['contact_type', 'value', 'source', 'confidence', 'is_verified', 'metadata']) <> '{}'::jsonb then
+            select pg_catalog.string_agg(k, ', ' order by k) into v_unknown
+              from pg_catalog.jsonb_object_keys(v_item) as k
+             where k <> all (array['contact_type', 'value', 'source', 'confidence', 'is_verified', 'metadata']);
             raise exception using
                 errcode = '22023',
                 message = pg_catalog.format('upsert_enrichment_bundle: %s: unknown field(s) %s', v_where, v_unknown);
@@ -375,11 +377,13 @@ begin
                 errcode = '22023',
                 message = pg_catalog.format('upsert_enrichment_bundle: %s must be an object', v_where);
         end if;
-        select pg_catalog.string_agg(k, ', ' order by k) into v_unknown
-          from pg_catalog.jsonb_object_keys(v_item) as k
-         where k <> all (array['asset_type', 'asset_key', 'description', 'institution', 'estimated_value',
-                               'details', 'source', 'confidence']);
-        if v_unknown is not null then
+        -- (jsonb - keys) is a plain expression; the query naming the keys runs only on failure.
+        if (v_item - array['asset_type', 'asset_key', 'description', 'institution', 'estimated_value',
+                           'details', 'source', 'confidence']) <> '{}'::jsonb then
+            select pg_catalog.string_agg(k, ', ' order by k) into v_unknown
+              from pg_catalog.jsonb_object_keys(v_item) as k
+             where k <> all (array['asset_type', 'asset_key', 'description', 'institution', 'estimated_value',
+                                   'details', 'source', 'confidence']);
             raise exception using
                 errcode = '22023',
                 message = pg_catalog.format('upsert_enrichment_bundle: %s: unknown field(s) %s', v_where, v_unknown);

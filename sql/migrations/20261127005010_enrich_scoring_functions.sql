@@ -8,8 +8,8 @@
 --       scoring model needs (counts of contacts and assets, identity and adverse signals,
 --       judgment age and balance) with the case's current tier;
 --   enrichment.record_case_scores(case_id, ...)   maps the score to a tier through
---       enforcement_tier_lookup, persists it with set_case_scores() and
---       set_case_enrichment(), carries score and tier over to the judgment's open
+--       enforcement_tier_lookup, persists it as set_case_scores() and set_case_enrichment()
+--       would (their checks and columns, in one UPDATE of the row), carries score and tier over to the judgment's open
 --       enforcement case (tier, tier_reason, tier_as_of, collectability_score: what the
 --       planner reads), and returns the previous and new tiers, so the worker can enqueue
 --       a plan job for the enforcement case when its tier changed.
@@ -226,6 +226,14 @@ declare
     v_enforcement_id uuid;
     v_enforcement_tier text;
     v_enforcement_score numeric;
+    v_names constant text[] := array[
+        'p_identity_score', 'p_contactability_score', 'p_asset_score', 'p_recency_amount_score',
+        'p_adverse_penalty', 'p_collectability_score'
+    ];
+    v_values numeric[] := array[
+        p_identity_score, p_contactability_score, p_asset_score, p_recency_amount_score,
+        p_adverse_penalty, p_collectability_score
+    ];
 begin
     if p_case_id is null then
         raise exception using errcode = '22023', message = 'record_case_scores: p_case_id is required';
@@ -258,22 +266,36 @@ begin
      order by t.min_score desc
      limit 1;
 
-    perform public.set_case_scores(
-        p_case_id => p_case_id,
-        p_identity_score => p_identity_score,
-        p_contactability_score => p_contactability_score,
-        p_asset_score => p_asset_score,
-        p_recency_amount_score => p_recency_amount_score,
-        p_adverse_penalty => p_adverse_penalty,
-        p_collectability_score => p_collectability_score,
-        p_collectability_tier => v_tier
-    );
-    perform public.set_case_enrichment(
-        p_case_id => p_case_id,
-        p_collectability_score => p_collectability_score,
-        p_collectability_tier => v_tier,
-        p_summary => p_summary
-    );
+    -- What set_case_scores() and set_case_enrichment() would do, in one UPDATE of the row
+    -- (one new row version, one run of its row triggers): the same checks with the same
+    -- messages, the same columns. The tier comes from the lookup, so it needs no check.
+    for i in 1 .. pg_catalog.array_length(v_names, 1) loop
+        if v_values[i] is null or v_values[i] < 0 or v_values[i] > 100 then
+            raise exception using
+                errcode = '22023',
+                message = pg_catalog.format(
+                    'set_case_scores: %s must be between 0 and 100 (got %s)',
+                    v_names[i], coalesce(v_values[i]::text, 'null')
+                );
+        end if;
+    end loop;
+    if pg_catalog.length(p_summary) > 20000 then
+        raise exception using
+            errcode = '22023', message = 'set_case_enrichment: p_summary must be at most 20000 characters';
+    end if;
+
+    update judgments.cases as c
+       set identity_score = pg_catalog.round(p_identity_score, 2),
+           contactability_score = pg_catalog.round(p_contactability_score, 2),
+           asset_score = pg_catalog.round(p_asset_score, 2),
+           recency_amount_score = pg_catalog.round(p_recency_amount_score, 2),
+           adverse_penalty = pg_catalog.round(p_adverse_penalty, 2),
+           collectability_score = pg_catalog.round(p_collectability_score, 2),
+           collectability_tier = v_tier,
+           enrichment_summary = coalesce(nullif(pg_catalog.btrim(p_summary), ''), c.enrichment_summary),
+           last_scored_at = pg_catalog.now(),
+           last_enriched_at = pg_catalog.now()
+     where c.id = p_case_id;
 
     -- The judgment's open enforcement case (at most one) carries the automated tier the
     -- planner reads; keep it in step. tier_override is left alone: it still wins while live.
@@ -308,8 +330,8 @@ $$;
 
 comment on function enrichment.record_case_scores(uuid, numeric, numeric, numeric, numeric, numeric, numeric, text) is
     'Step 2 of an enrich job: map the collectability score to its tier through enforcement_tier_lookup, '
-    'persist the breakdown with set_case_scores() and the score, tier and summary with '
-    'set_case_enrichment(), copy score and tier to the judgment''s open enforcement case, and return '
+    'persist the breakdown, score, tier and summary as set_case_scores() and set_case_enrichment() would '
+    '(one UPDATE), copy score and tier to the judgment''s open enforcement case, and return '
     '{"previous_tier", "tier", "tier_changed", "enforcement_case_id", "enforcement_previous_tier", '
     '"enforcement_tier_changed"}. Service role and fleet only; 22023 bad argument, P0002 unknown case.';
 

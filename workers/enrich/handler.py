@@ -7,7 +7,8 @@ tier of an open enforcement case changed:
 1. ``enrichment.prepare_scoring`` — lock the case, store the bundle
    (``upsert_enrichment_bundle`` + signals), return the model's inputs;
 2. ``enrichment.record_case_scores`` — tier through ``enforcement_tier_lookup``,
-   ``set_case_scores`` + ``set_case_enrichment``, the enforcement case's tier;
+   what ``set_case_scores`` + ``set_case_enrichment`` write (one UPDATE), the enforcement
+   case's tier;
 3. ``queue_job`` — an ``enforce`` plan job for the enforcement case, keyed
    ``plan:<enforcement case>:<tier>:<this job's key>`` so a redelivered enrich job
    enqueues nothing new.
