@@ -148,8 +148,10 @@ class Consumer:
             log=log,
             stopping=self._stopping,
         )
-        # The pool's own INFO lines (one per checkout) are noise next to ours.
-        logging.getLogger("psycopg.pool").setLevel(logging.WARNING)
+        # The pool's own lines (one per checkout at INFO, one per failed reconnection at
+        # WARNING) repeat our database_* events, unstructured; they also go to stderr
+        # through a second stream lock, which can split our JSON lines.
+        logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
         self._pool = ConnectionPool(
             url,
             min_size=config.concurrency,
