@@ -26,25 +26,10 @@ from typing import Literal
 from faker import Faker
 from pydantic import BaseModel, ConfigDict, Field
 
-# Simplicity's export columns, in its order (intake.simplicity_import_rows).
-CSV_COLUMNS: tuple[str, ...] = (
-    "plaintiff_name",
-    "plaintiff_email",
-    "plaintiff_phone",
-    "plaintiff_address",
-    "plaintiff_city",
-    "plaintiff_state",
-    "plaintiff_zip",
-    "debtor_name",
-    "debtor_type",
-    "case_number",
-    "court",
-    "county",
-    "state",
-    "judgment_amount",
-    "judgment_date",
-    "priority",
-)
+from workers.intake.simplicity import COLUMNS
+
+# The demo writes exactly the export the Simplicity importer reads.
+CSV_COLUMNS: tuple[str, ...] = COLUMNS
 
 # (county, NYC civil court suffix or None, court name)
 COURTS: tuple[tuple[str, str | None, str], ...] = (
