@@ -71,17 +71,13 @@ comment on function dragonfly.check_deliveries(text, bigint[], integer[]) is
 
 revoke execute on function dragonfly.check_deliveries(text, bigint[], integer[]) from public;
 
--- Start of a job transaction. For each delivery: 'owned' (locked for this transaction:
--- run it), 'done' (owned, but its (kind, idempotency_key) already has a completed-job
--- record: acknowledge it without running it again) or 'lost' (read again by someone
--- else, or deleted: leave it alone). A job's kind is its queue's name. Keys may be null
--- for messages whose envelope is malformed.
-create function dragonfly.claim_jobs(
-    p_queue text,
-    p_msg_ids bigint[],
-    p_read_cts integer[],
-    p_keys text[]
-)
+-- Start of a job transaction. Locks the deliveries that are still current and returns a
+-- row for each one NOT to run: 'lost' (read again by someone else, or deleted: leave it
+-- alone) or 'done' (its (kind, idempotency_key) already has a completed-job record:
+-- acknowledge it without running it again). Every delivery without a row is owned:
+-- locked for this transaction, to be run. A job's kind is its queue's name; its key is
+-- read from the message itself.
+create function dragonfly.claim_jobs(p_queue text, p_msg_ids bigint[], p_read_cts integer[])
 returns table (msg_id bigint, state text)
 language plpgsql
 volatile
@@ -92,52 +88,53 @@ declare
     v_table text := dragonfly.job_queue_table(p_queue);
 begin
     perform dragonfly.check_deliveries('claim_jobs', p_msg_ids, p_read_cts);
-    if pg_catalog.cardinality(p_keys) is distinct from pg_catalog.cardinality(p_msg_ids) then
-        raise exception using
-            errcode = '22023',
-            message = 'claim_jobs: keys must be an array as long as msg_ids';
-    end if;
-    -- FOR UPDATE waits for a row another transaction holds: a concurrent pgmq.read()
-    -- keeps rows it looked at and skipped locked until it commits (milliseconds), and
-    -- skipping them here would leave them unrun until their visibility timeout. After
-    -- the wait the read_ct comparison is made again on the row as it is then. Rows are
-    -- locked in msg_id order, and the msg_id = any() predicate keeps the lookup on the
-    -- primary key.
+    -- 1. Lock. FOR UPDATE waits for a row another transaction holds: a concurrent
+    --    pgmq.read() keeps rows it looked at and skipped locked until it commits
+    --    (milliseconds), and skipping them here would leave them unrun until their
+    --    visibility timeout. After the wait the read_ct comparison is made again on the
+    --    row as it is then. Rows are locked in msg_id order; msg_id = any() keeps the
+    --    lookup on the primary key.
+    -- 2. Then, in a separate statement (a join against the locking query is planned as a
+    --    nested loop over it), one probe of completed_jobs' primary key per locked row
+    --    (LATERAL ... LIMIT 1). Both are EXECUTEd, so planned afresh on every call: a plan
+    --    cached for the session while completed_jobs was small would keep scanning it
+    --    once it has grown (seconds per batch at a few hundred thousand rows).
     return query execute pg_catalog.format(
         $q$
-        with wanted as (
-            select w.msg_id, w.read_ct, w.idempotency_key
-            from rows from (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3))
-                as w (msg_id, read_ct, idempotency_key)
-        ),
-        locked as (
-            select q.msg_id
+        with locked as materialized (
+            select q.msg_id, q.message ->> 'idempotency_key' as idempotency_key
             from pgmq.%I as q
-            join wanted as w on w.msg_id = q.msg_id and w.read_ct = q.read_ct
+            join rows from (pg_catalog.unnest($1), pg_catalog.unnest($2)) as w (msg_id, read_ct)
+                on w.msg_id = q.msg_id and w.read_ct = q.read_ct
             where q.msg_id = any ($1)
             order by q.msg_id
             for update of q
+        ),
+        owned as (
+            select pg_catalog.array_agg(l.msg_id) as ids from locked as l
         )
-        select w.msg_id,
-               case
-                   when l.msg_id is null then 'lost'
-                   when c.kind is not null then 'done'
-                   else 'owned'
-               end
-        from wanted as w
-        left join locked as l on l.msg_id = w.msg_id
-        left join dragonfly.completed_jobs as c
-            on c.kind = $4 and c.idempotency_key = w.idempotency_key
+        select w.msg_id, 'lost'::text
+        from pg_catalog.unnest($1) as w (msg_id), owned as o
+        where o.ids is null or not (w.msg_id = any (o.ids))
+        union all
+        select l.msg_id, 'done'::text
+        from locked as l
+        cross join lateral (
+            select 1
+            from dragonfly.completed_jobs as d
+            where d.kind = $3 and d.idempotency_key = l.idempotency_key
+            limit 1
+        ) as c
         $q$,
         v_table
-    ) using p_msg_ids, p_read_cts, p_keys, p_queue;
+    ) using p_msg_ids, p_read_cts, p_queue;
 end
 $$;
 
-comment on function dragonfly.claim_jobs(text, bigint[], integer[], text[]) is
-    'Start of a job transaction: locks the deliveries (msg_id, read_ct) still current and says '
-    'for each whether to run it (owned), acknowledge it unrun (done: its kind and key already '
-    'completed) or leave it (lost). The locks last until the transaction ends.';
+comment on function dragonfly.claim_jobs(text, bigint[], integer[]) is
+    'Start of a job transaction: locks the deliveries (msg_id, read_ct) still current, until '
+    'the transaction ends, and returns the ones not to run: lost (no longer current) or done '
+    '(their kind and key already completed: acknowledge them unrun). The others are owned.';
 
 -- Acknowledge deliveries: delete them from the live queue, fenced on read_ct.
 create function dragonfly.ack_jobs(p_queue text, p_msg_ids bigint[], p_read_cts integer[])
@@ -180,16 +177,16 @@ comment on function dragonfly.ack_jobs(text, bigint[], integer[]) is
     'Deletes the deliveries (msg_id, read_ct) from the live queue; DF100, deleting nothing, '
     'when any of them is gone or was read again since (the fenced delete).';
 
--- End of a job transaction: record the jobs done and acknowledge their messages, in the
--- same transaction as the handlers' effects. A (kind, idempotency_key) completed
--- concurrently by another transaction makes the insert fail with 23505, rolling back
--- the whole batch (the worker then releases it; the next read finds the key done).
+-- End of a job transaction: acknowledge the jobs done (fenced delete) and record them,
+-- in the same transaction as the handlers' effects; their keys are read from the deleted
+-- messages. A (kind, idempotency_key) completed concurrently by another transaction
+-- makes the insert fail with 23505, rolling back the whole batch (the worker then
+-- releases it; the next read finds the key done).
 create function dragonfly.complete_jobs(
     p_queue text,
     p_worker text,
     p_msg_ids bigint[],
     p_read_cts integer[],
-    p_keys text[],
     p_durations_ms integer[]
 )
 returns integer
@@ -198,32 +195,58 @@ volatile
 security definer
 set search_path = ''
 as $$
+declare
+    v_table text := dragonfly.job_queue_table(p_queue);
+    v_done integer;
 begin
     perform dragonfly.check_deliveries('complete_jobs', p_msg_ids, p_read_cts);
-    if pg_catalog.cardinality(p_keys) is distinct from pg_catalog.cardinality(p_msg_ids)
-       or pg_catalog.cardinality(p_durations_ms) is distinct from pg_catalog.cardinality(p_msg_ids)
+    if pg_catalog.cardinality(p_durations_ms) is distinct from pg_catalog.cardinality(p_msg_ids)
     then
         raise exception using
             errcode = '22023',
-            message = 'complete_jobs: keys and durations must be arrays as long as msg_ids';
+            message = 'complete_jobs: durations must be an array as long as msg_ids';
     end if;
-    insert into dragonfly.completed_jobs
-        (kind, idempotency_key, queue, msg_id, attempts, duration_ms, worker)
-    select p_queue, d.idempotency_key, p_queue, d.msg_id, d.read_ct, d.duration_ms, p_worker
-    from rows from (
-        pg_catalog.unnest(p_msg_ids),
-        pg_catalog.unnest(p_read_cts),
-        pg_catalog.unnest(p_keys),
-        pg_catalog.unnest(p_durations_ms)
-    ) as d (msg_id, read_ct, idempotency_key, duration_ms);
-    return dragonfly.ack_jobs(p_queue, p_msg_ids, p_read_cts);
+    execute pg_catalog.format(
+        $q$
+        with gone as (
+            delete from pgmq.%I as q
+            using rows from (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3))
+                as d (msg_id, read_ct, duration_ms)
+            where q.msg_id = d.msg_id and q.read_ct = d.read_ct and q.msg_id = any ($1)
+            returning q.msg_id, q.read_ct, q.message ->> 'idempotency_key' as idempotency_key,
+                      d.duration_ms
+        ),
+        recorded as (
+            insert into dragonfly.completed_jobs
+                (kind, idempotency_key, queue, msg_id, attempts, duration_ms, worker)
+            select $4, g.idempotency_key, $4, g.msg_id, g.read_ct, g.duration_ms, $5
+            from gone as g
+            returning 1
+        )
+        select pg_catalog.count(*)::integer from recorded
+        $q$,
+        v_table
+    ) into v_done using p_msg_ids, p_read_cts, p_durations_ms, p_queue, p_worker;
+    if v_done <> pg_catalog.cardinality(p_msg_ids) then
+        raise exception using
+            errcode = 'DF100',
+            message = pg_catalog.format(
+                'complete_jobs: %s of %s deliveries on queue %s are no longer this worker''s '
+                '(read again by another worker, or deleted)',
+                pg_catalog.cardinality(p_msg_ids) - v_done,
+                pg_catalog.cardinality(p_msg_ids),
+                p_queue
+            );
+    end if;
+    return v_done;
 end
 $$;
 
-comment on function dragonfly.complete_jobs(text, text, bigint[], integer[], text[], integer[]) is
-    'End of a job transaction: inserts one dragonfly.completed_jobs row per job (kind = queue, '
-    'attempts = read_ct) and deletes the messages with ack_jobs() (fenced: DF100). 23505 when a key was '
-    'completed concurrently.';
+comment on function dragonfly.complete_jobs(text, text, bigint[], integer[], integer[]) is
+    'End of a job transaction: deletes the deliveries (msg_id, read_ct) from the live queue '
+    '(fenced: DF100, nothing deleted, when any is no longer current) and inserts one '
+    'dragonfly.completed_jobs row per job (kind = queue, key from the message, attempts = '
+    'read_ct). 23505 when a key was completed concurrently.';
 
 -- A failed attempt that will be retried: the message stays, invisible for the backoff.
 create function dragonfly.retry_job(
@@ -384,17 +407,17 @@ comment on function dragonfly.dead_letter_job(text, bigint, integer, text, text,
     'DF100 when the delivery is no longer current; 22023 on a bad reason or a blank error.';
 
 revoke execute on function
-    dragonfly.claim_jobs(text, bigint[], integer[], text[]),
+    dragonfly.claim_jobs(text, bigint[], integer[]),
     dragonfly.ack_jobs(text, bigint[], integer[]),
-    dragonfly.complete_jobs(text, text, bigint[], integer[], text[], integer[]),
+    dragonfly.complete_jobs(text, text, bigint[], integer[], integer[]),
     dragonfly.retry_job(text, bigint, integer, double precision),
     dragonfly.release_jobs(text, bigint[], integer[]),
     dragonfly.dead_letter_job(text, bigint, integer, text, text, text)
     from public;
 grant execute on function
-    dragonfly.claim_jobs(text, bigint[], integer[], text[]),
+    dragonfly.claim_jobs(text, bigint[], integer[]),
     dragonfly.ack_jobs(text, bigint[], integer[]),
-    dragonfly.complete_jobs(text, text, bigint[], integer[], text[], integer[]),
+    dragonfly.complete_jobs(text, text, bigint[], integer[], integer[]),
     dragonfly.retry_job(text, bigint, integer, double precision),
     dragonfly.release_jobs(text, bigint[], integer[]),
     dragonfly.dead_letter_job(text, bigint, integer, text, text, text)

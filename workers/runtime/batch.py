@@ -8,7 +8,7 @@ a savepoint, so a failing job rolls back only its own effects::
       claim_jobs         lock the deliveries still ours; which are done already
       per job            savepoint (on first use of ctx.conn) -> handler ->
                          release, or rollback to it and retry_job / dead_letter_job
-      complete_jobs      completed_jobs rows + fenced delete of the messages
+      complete_jobs      fenced delete of the messages + completed_jobs rows
       ack_jobs           messages whose key was already done: deleted unrun
       release_jobs       jobs not started (shutdown): back to the queue at once
     commit               effects, records, deletions: all or nothing
@@ -61,16 +61,26 @@ class KeyConflict(Exception):
 @dataclass(slots=True)
 class Job:
     delivery: Delivery
+    base_log: Any
     envelope: Envelope | None = None
     payload: BaseModel | None = None
     malformed: str | None = None
     kind: str | None = None
-    log: Any = None
+    context: dict[str, Any] = field(default_factory=dict)
+    """The job's stable log keys: queue, msg_id, kind, idempotency_key, attempt, case_id."""
+    _bound: Any = None
 
     @property
     def key(self) -> str:
         assert self.envelope is not None
         return self.envelope.idempotency_key
+
+    @property
+    def log(self) -> Any:
+        """A logger bound to the job's keys, bound on first use."""
+        if self._bound is None:
+            self._bound = self.base_log.bind(**self.context)
+        return self._bound
 
 
 @dataclass(slots=True)
@@ -170,40 +180,34 @@ class BatchRunner:
     # -- parsing -----------------------------------------------------------------
 
     def _parse(self, delivery: Delivery) -> Job:
-        job = Job(delivery)
+        job = Job(delivery, self._log)
         try:
             job.envelope = parse_envelope(delivery.message, self._cfg.queue)
             job.payload = parse_payload(self._job.payload, job.envelope)
         except MalformedMessage as exc:
             job.malformed = str(exc)
-        job.log = self._job_logger(job)
-        return job
-
-    def _job_logger(self, job: Job) -> Any:
-        d, env = job.delivery, job.envelope
+        env = job.envelope
+        key: str | None
         if env is not None:
-            job.kind = env.kind
+            job.kind, key = env.kind, env.idempotency_key
             case_id = env.payload.get("case_id")
-            extra = {"case_id": case_id} if isinstance(case_id, str) else {}
-            return self._log.bind(
-                queue=self._cfg.queue,
-                msg_id=d.msg_id,
-                kind=env.kind,
-                idempotency_key=env.idempotency_key,
-                attempt=d.attempt,
-                **extra,
-            )
-        # Malformed: whatever the message claims, for the logs and the metrics.
-        message = d.message if isinstance(d.message, dict) else {}
-        kind, key = message.get("kind"), message.get("idempotency_key")
-        job.kind = kind if isinstance(kind, str) else None
-        return self._log.bind(
-            queue=self._cfg.queue,
-            msg_id=d.msg_id,
-            kind=job.kind,
-            idempotency_key=key if isinstance(key, str) else None,
-            attempt=d.attempt,
-        )
+        else:
+            # Malformed: whatever the message claims, for the logs and the metrics.
+            message = delivery.message if isinstance(delivery.message, dict) else {}
+            claimed_kind, claimed_key = message.get("kind"), message.get("idempotency_key")
+            job.kind = claimed_kind if isinstance(claimed_kind, str) else None
+            key = claimed_key if isinstance(claimed_key, str) else None
+            case_id = None
+        job.context = {
+            "queue": self._cfg.queue,
+            "msg_id": delivery.msg_id,
+            "kind": job.kind,
+            "idempotency_key": key,
+            "attempt": delivery.attempt,
+        }
+        if isinstance(case_id, str):
+            job.context["case_id"] = case_id
+        return job
 
     # -- the transaction ---------------------------------------------------------------
 
@@ -211,16 +215,11 @@ class BatchRunner:
         cfg = self._cfg
         report = BatchReport()
         with conn.transaction():
-            states = queries.claim(
-                conn,
-                cfg.queue,
-                [j.delivery for j in jobs],
-                [j.key if j.envelope else None for j in jobs],
-            )
+            states = queries.claim(conn, cfg.queue, [j.delivery for j in jobs])
             keys_seen: set[str] = set()
             window_end = perf_counter() + cfg.batch_window
             for job in jobs:
-                state = states.get(job.delivery.msg_id, "lost")
+                state = states.get(job.delivery.msg_id, "owned")
                 if state == "lost":
                     report.lost.append(job)
                 elif job.malformed is not None:
@@ -256,7 +255,6 @@ class BatchRunner:
                     cfg.queue,
                     cfg.worker,
                     [j.delivery for j, _ in report.done],
-                    [j.key for j, _ in report.done],
                     [round(s * 1000) for _, s in report.done],
                 )
             except pg_errors.UniqueViolation as exc:
@@ -280,11 +278,11 @@ class BatchRunner:
             queue=self._cfg.queue,
             msg_id=d.msg_id,
             attempt=d.attempt,
-            log=job.log,
+            log=lambda: job.log,
             adapters=self._adapters,
             stop=self._stopping,
         )
-        job.log.debug("job_started")
+        self._log.debug("job_started", **job.context)
         error: BaseException | None = None
         started = perf_counter()
         slot.arm(conn, self._cfg.job_timeout)
@@ -390,7 +388,7 @@ class BatchRunner:
         queue, metrics = self._cfg.queue, self._metrics
         for job, duration in report.done:
             assert job.envelope is not None
-            job.log.info("job_succeeded", duration_ms=round(duration * 1000))
+            self._log.info("job_succeeded", **job.context, duration_ms=round(duration * 1000))
             metrics.job_done(queue=queue, kind=job.envelope.kind, duration_s=duration)
         for f in report.failed:
             kind = f.job.kind

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import psycopg
@@ -28,12 +28,13 @@ class JobContext:
     """
 
     __slots__ = (
+        "_bind_log",
         "_conn",
+        "_log",
         "_savepoint",
         "adapters",
         "attempt",
         "envelope",
-        "log",
         "msg_id",
         "queue",
         "stop",
@@ -47,7 +48,7 @@ class JobContext:
         queue: str,
         msg_id: int,
         attempt: int,
-        log: Any,
+        log: Callable[[], Any],
         adapters: Mapping[str, Any],
         stop: threading.Event,
     ) -> None:
@@ -57,7 +58,8 @@ class JobContext:
         self.queue = queue
         self.msg_id = msg_id
         self.attempt = attempt
-        self.log = log
+        self._bind_log = log
+        self._log: Any = None
         self.adapters = adapters
         self.stop = stop
 
@@ -67,6 +69,13 @@ class JobContext:
             self._conn.execute(queries.SAVEPOINT)
             self._savepoint = True
         return self._conn
+
+    @property
+    def log(self) -> Any:
+        """The job's bound logger (bound on first use: most jobs never log themselves)."""
+        if self._log is None:
+            self._log = self._bind_log()
+        return self._log
 
     @property
     def used_database(self) -> bool:

@@ -24,8 +24,8 @@ Conn = psycopg.Connection[Any]
 # copies them from there).
 READ = "select msg_id, read_ct, message from public.pgmq_read(%(queue)s, %(vt)s, %(qty)s)"
 # Integer arrays go in binary (%b): dumping them is then about twice as cheap.
-CLAIM = "select msg_id, state from dragonfly.claim_jobs(%s, %b, %b, %s)"
-COMPLETE = "select dragonfly.complete_jobs(%s, %s, %b, %b, %s, %b)"
+CLAIM = "select msg_id, state from dragonfly.claim_jobs(%s, %b, %b)"
+COMPLETE = "select dragonfly.complete_jobs(%s, %s, %b, %b, %b)"
 ACK = "select dragonfly.ack_jobs(%s, %b, %b)"
 RETRY = "select dragonfly.retry_job(%s, %s, %s, %s)"
 RELEASE = "select dragonfly.release_jobs(%s, %b, %b)"
@@ -40,7 +40,7 @@ PING = "select 1"
 TERMINATE_BACKEND = "select pg_terminate_backend(%s, %s)"
 RUNTIME_INSTALLED = (
     "select to_regprocedure('public.pgmq_read(text, integer, integer)') is not null"
-    " and to_regprocedure('dragonfly.claim_jobs(text, bigint[], integer[], text[])')"
+    " and to_regprocedure('dragonfly.claim_jobs(text, bigint[], integer[])')"
     " is not null"
 )
 SET_IDLE_IN_TRANSACTION_TIMEOUT = (
@@ -55,15 +55,10 @@ def read(conn: Conn, queue: str, vt: int, qty: int) -> list[Delivery]:
     return [Delivery(r[0], r[1], r[2]) for r in rows]
 
 
-def claim(
-    conn: Conn,
-    queue: str,
-    deliveries: list[Delivery],
-    keys: list[str | None],
-) -> dict[int, str]:
-    """Lock the deliveries still ours; msg_id -> 'owned' | 'done' | 'lost'."""
+def claim(conn: Conn, queue: str, deliveries: list[Delivery]) -> dict[int, str]:
+    """Lock the deliveries still ours; the others, msg_id -> 'lost' | 'done' (key done)."""
     rows = conn.execute(
-        CLAIM, (queue, [d.msg_id for d in deliveries], [d.read_ct for d in deliveries], keys)
+        CLAIM, (queue, [d.msg_id for d in deliveries], [d.read_ct for d in deliveries])
     ).fetchall()
     return {int(r[0]): str(r[1]) for r in rows}
 
@@ -73,10 +68,9 @@ def complete(
     queue: str,
     worker: str,
     deliveries: list[Delivery],
-    keys: list[str],
     durations_ms: list[int],
 ) -> None:
-    """Record the jobs done (their kind is the queue) and delete their messages (fenced)."""
+    """Delete the messages of the jobs done (fenced) and record the jobs as completed."""
     conn.execute(
         COMPLETE,
         (
@@ -84,7 +78,6 @@ def complete(
             worker,
             [d.msg_id for d in deliveries],
             [d.read_ct for d in deliveries],
-            keys,
             durations_ms,
         ),
     )
