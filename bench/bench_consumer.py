@@ -24,7 +24,7 @@ dropped). Printed, in one run:
 (f) the worker's resident memory after all rounds of (b) (VmRSS, and its peak VmHWM).
 
 The worker runs with the default settings (those that matter are printed); its JSON log goes
-to a temporary file at the default level (INFO: one ``job_succeeded`` line per job).
+to a temporary file at the default level (INFO: one ``batch_committed`` line per batch).
 """
 
 from __future__ import annotations

@@ -9,11 +9,19 @@ row per key means "done exactly once".
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from workers.runtime import JobContext, JobKind, PermanentError, TransientError
+from workers.runtime import (
+    BatchContext,
+    BatchItem,
+    JobContext,
+    JobKind,
+    PermanentError,
+    TransientError,
+)
 
 SCHEMA_SQL = """
 create schema runtime_test;
@@ -22,7 +30,8 @@ create table runtime_test.effects (
     msg_id bigint not null,
     attempt integer not null,
     pid integer not null default pg_backend_pid(),
-    at timestamptz not null default clock_timestamp()
+    at timestamptz not null default clock_timestamp(),
+    via text not null default 'single'
 );
 create table runtime_test.switch (broken boolean not null);
 insert into runtime_test.switch values (false);
@@ -45,6 +54,8 @@ class ProbePayload(BaseModel):
     fail: Literal["transient", "permanent", "bug"] | None = None
     fail_while_broken: bool = False
     """Fail transiently while runtime_test.switch says broken (a bug awaiting its fix)."""
+    explode_batch: bool = False
+    """Make BATCH's handle_batch raise after writing (its writes must be undone)."""
 
 
 def handle(ctx: JobContext, payload: ProbePayload) -> None:
@@ -86,3 +97,21 @@ def noop(_ctx: JobContext, _payload: NoopPayload) -> None:
 
 
 NOOP: JobKind[NoopPayload] = JobKind(kind="enrich", payload=NoopPayload, handle=noop)
+
+
+def handle_many(ctx: BatchContext, items: Sequence[BatchItem[ProbePayload]]) -> list[int]:
+    """Records the plain jobs (no trouble asked for) in one statement; leaves the rest."""
+    plain = [i for i in items if i.payload == ProbePayload(explode_batch=i.payload.explode_batch)]
+    ctx.conn.execute(
+        "insert into runtime_test.effects (idempotency_key, msg_id, attempt, via)"
+        " select k, m, 1, 'batch' from unnest(%s::text[], %s::bigint[]) as u (k, m)",
+        ([i.envelope.idempotency_key for i in plain], [i.msg_id for i in plain]),
+    )
+    if any(i.payload.explode_batch for i in items):
+        raise RuntimeError("the batch handler fell over")
+    return [i.msg_id for i in plain]
+
+
+BATCH: JobKind[ProbePayload] = JobKind(
+    kind="enrich", payload=ProbePayload, handle=handle, handle_batch=handle_many
+)

@@ -234,3 +234,56 @@ def test_sigterm_past_the_grace_period_releases_the_running_job(
     ).fetchone()
     assert row == (0, True)  # back on the queue at once, the attempt not counted
     assert worker.events(event)
+
+
+def effects_via(conn: Conn) -> dict[str, str]:
+    rows = conn.execute("select idempotency_key, via from runtime_test.effects").fetchall()
+    return {str(k): str(v) for k, v in rows}
+
+
+def test_a_batch_handler_runs_the_jobs_it_can_and_leaves_the_rest_to_the_single_path(
+    conn: Conn, start_worker: StartWorker
+) -> None:
+    keys = [f"plain-{i}" for i in range(30)]
+    for key in keys:
+        enqueue(conn, key)
+    rejected = enqueue(conn, "rejected", {"fail": "permanent"})
+    slow = enqueue(conn, "slow", {"sleep": 0.01})
+    worker = start_worker(handler="tests.runtime.handlers:BATCH")  # all in one read
+
+    wait_until(lambda: len(completed(conn)) == 31, what="31 jobs done")
+    wait_until(lambda: dead_letters(conn), what="the rejected job dead-lettered")
+
+    via = effects_via(conn)
+    assert {k: via[k] for k in keys} == dict.fromkeys(keys, "batch")
+    assert via["slow"] == "single"
+    assert "rejected" not in via  # its single attempt rolled back
+    assert effects_by_key(conn) == dict.fromkeys([*keys, "slow"], 1)
+    assert completed(conn) == dict.fromkeys([*keys, "slow"], 1)
+    [dead] = dead_letters(conn)
+    assert (dead["msg_id"], dead["reason"]) == (rejected, "permanent")
+    assert "the vendor rejected the request" in dead["last_error"]
+    assert queue_length(conn) == 0
+    assert worker.events("job_succeeded", msg_id=slow)
+    committed = worker.events("batch_committed")
+    assert sum(e["done"] for e in committed) == 31
+    assert sum(e["failed"] for e in committed) == 1
+
+
+def test_when_the_batch_handler_raises_its_writes_are_undone_and_every_job_runs_singly(
+    conn: Conn, start_worker: StartWorker
+) -> None:
+    keys = [f"job-{i}" for i in range(10)]
+    for key in keys:
+        enqueue(conn, key)
+    enqueue(conn, "trigger", {"explode_batch": True})
+    worker = start_worker(handler="tests.runtime.handlers:BATCH")
+
+    wait_until(lambda: len(completed(conn)) == 11, what="11 jobs done")
+
+    assert effects_via(conn) == dict.fromkeys([*keys, "trigger"], "single")
+    assert effects_by_key(conn) == dict.fromkeys([*keys, "trigger"], 1)
+    [failure] = worker.events("batch_handler_failed")
+    assert "the batch handler fell over" in failure["error"]
+    assert failure["jobs"] == 11
+    assert not dead_letters(conn)

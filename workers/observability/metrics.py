@@ -17,6 +17,7 @@ Metric names are stable; dashboards and alerts (docs/runbooks/) rely on them.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -89,9 +90,20 @@ class PrometheusJobMetrics:
             registry=registry,
         )
 
+        # (queue, kind) -> the two children job_done updates: labels() costs more than
+        # inc() and observe() together, and it would run for every job.
+        self._done_children: dict[tuple[str, str], tuple[Any, Any]] = {}
+
     def job_done(self, *, queue: str, kind: str, duration_s: float) -> None:
-        self.done.labels(queue=queue, kind=kind).inc()
-        self.duration.labels(queue=queue, kind=kind, outcome="done").observe(duration_s)
+        children = self._done_children.get((queue, kind))
+        if children is None:
+            children = (
+                self.done.labels(queue=queue, kind=kind),
+                self.duration.labels(queue=queue, kind=kind, outcome="done"),
+            )
+            self._done_children[(queue, kind)] = children
+        children[0].inc()
+        children[1].observe(duration_s)
 
     def job_failed(self, *, queue: str, kind: str, duration_s: float, retrying: bool) -> None:
         self.failed.labels(queue=queue, kind=kind, retrying=str(retrying).lower()).inc()

@@ -7,9 +7,17 @@ retries transient failures with backoff and dead-letters the rest. See
 docs/worker-runtime.md.
 """
 
-from workers.runtime.context import JobContext
+from workers.runtime.context import BatchContext, JobContext
 from workers.runtime.envelope import Envelope
 from workers.runtime.errors import PermanentError, TransientError
-from workers.runtime.handlers import JobKind
+from workers.runtime.handlers import BatchItem, JobKind
 
-__all__ = ["Envelope", "JobContext", "JobKind", "PermanentError", "TransientError"]
+__all__ = [
+    "BatchContext",
+    "BatchItem",
+    "Envelope",
+    "JobContext",
+    "JobKind",
+    "PermanentError",
+    "TransientError",
+]

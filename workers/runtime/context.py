@@ -81,3 +81,30 @@ class JobContext:
     def used_database(self) -> bool:
         """Whether the handler asked for the connection (and so has a savepoint)."""
         return self._savepoint
+
+
+class BatchContext:
+    """What a kind's ``handle_batch`` gets besides its items.
+
+    - ``conn``: the connection, inside the batch's transaction and under a
+      savepoint the runtime rolls back if ``handle_batch`` raises;
+    - ``queue``, ``adapters``, ``stop`` as for :class:`JobContext`;
+    - ``log``: a structlog logger bound to the worker.
+    """
+
+    __slots__ = ("adapters", "conn", "log", "queue", "stop")
+
+    def __init__(
+        self,
+        conn: psycopg.Connection[Any],
+        *,
+        queue: str,
+        log: Any,
+        adapters: Mapping[str, Any],
+        stop: threading.Event,
+    ) -> None:
+        self.conn = conn
+        self.queue = queue
+        self.log = log
+        self.adapters = adapters
+        self.stop = stop

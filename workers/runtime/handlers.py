@@ -14,17 +14,18 @@ the benchmark run their own handlers in real worker processes.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pydantic import BaseModel
 
 from workers.db.migrate import QUEUES
+from workers.runtime.envelope import Envelope
 from workers.settings import Settings
 
 if TYPE_CHECKING:
-    from workers.runtime.context import JobContext
+    from workers.runtime.context import BatchContext, JobContext
 
 KINDS = QUEUES
 """The job kinds, each with its own queue of the same name."""
@@ -34,6 +35,15 @@ P = TypeVar("P", bound=BaseModel)
 
 class HandlerNotFound(Exception):
     """No job definition could be loaded for a kind; the message says what was tried."""
+
+
+@dataclass(frozen=True, slots=True)
+class BatchItem(Generic[P]):
+    """One job offered to a kind's ``handle_batch``: its message, envelope and payload."""
+
+    msg_id: int
+    envelope: Envelope
+    payload: P
 
 
 @dataclass(frozen=True)
@@ -50,6 +60,13 @@ class JobKind(Generic[P]):
       ``DRAGONFLY_JOB_TIMEOUTS`` overrides per kind);
     - ``batch_size``: messages read (and committed) together (default
       ``DRAGONFLY_BATCH_SIZE``); small for kinds whose handlers are slow.
+    - ``handle_batch(ctx, items)``: optional; runs many jobs of one batch at once
+      (set-based SQL instead of a few statements per job) and returns the msg_ids
+      it completed. A job it does not return must have had no effect: the runtime
+      then runs it through ``handle`` as usual (so bad input fails there, with its
+      own reason). If it raises, everything it wrote is rolled back and every job
+      runs through ``handle``. Called with two or more jobs, under one savepoint
+      and the kind's timeout.
     """
 
     kind: str
@@ -58,6 +75,7 @@ class JobKind(Generic[P]):
     adapters: Callable[[Settings], Mapping[str, Any]] | None = None
     timeout: float | None = None
     batch_size: int | None = None
+    handle_batch: Callable[[BatchContext, Sequence[BatchItem[P]]], Collection[int]] | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
