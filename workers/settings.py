@@ -160,6 +160,11 @@ class Settings(BaseSettings):
         ge=0,
         description="Days replayed/purged dead letters are kept; 0 keeps them forever.",
     )
+    retention_alert_days: int = Field(
+        default=90,
+        ge=0,
+        description="Days delivered/dead alert deliveries are kept; 0 keeps them forever.",
+    )
     retention_batch_size: int = Field(
         default=5000, ge=1, le=1_000_000, description="Rows deleted per retention transaction."
     )

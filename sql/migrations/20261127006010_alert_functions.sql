@@ -159,3 +159,50 @@ revoke execute on function dragonfly.tg_alert_rules_changed() from public;
 create trigger alert_rules_changed
     after insert or update or delete or truncate on dragonfly.alert_rules
     for each statement execute function dragonfly.tg_alert_rules_changed();
+
+-- Retention of the delivery records (the scheduler's retention task). Only settled rows go:
+-- delivered or dead, last changed more than p_older_than ago; pending and failed rows are
+-- still being worked. Safe for catch-up at any age: catch-up skips events by their routing
+-- markers (alert_routed_events), never by their deliveries, so a pruned delivery is not
+-- routed again.
+create function dragonfly.prune_alert_deliveries(p_older_than interval, p_limit integer default 5000)
+returns integer
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+    v_deleted integer;
+begin
+    if p_older_than is null or p_older_than <= interval '0' then
+        raise exception 'prune_alert_deliveries: p_older_than must be a positive interval'
+            using errcode = '22023';
+    end if;
+    if p_limit is null or p_limit < 1 then
+        raise exception 'prune_alert_deliveries: p_limit must be at least 1' using errcode = '22023';
+    end if;
+    -- Two index range scans on alert_deliveries_status_idx (status, updated_at).
+    with doomed as (
+        select d.id
+        from dragonfly.alert_deliveries d
+        where d.status in ('delivered', 'dead')
+          and d.updated_at < pg_catalog.now() - p_older_than
+        order by d.updated_at
+        limit p_limit
+        for update skip locked
+    )
+    delete from dragonfly.alert_deliveries d
+    using doomed x
+    where d.id = x.id;
+    get diagnostics v_deleted = row_count;
+    return v_deleted;
+end
+$$;
+
+comment on function dragonfly.prune_alert_deliveries(interval, integer) is
+    'Deletes up to p_limit delivered or dead alert deliveries last changed more than p_older_than ago; '
+    'pending and failed ones are never pruned. 22023 on a non-positive interval or limit.';
+
+revoke execute on function dragonfly.prune_alert_deliveries(interval, integer) from public;
+grant execute on function dragonfly.prune_alert_deliveries(interval, integer)
+    to service_role, dragonfly_worker;

@@ -104,11 +104,33 @@ def test_retention_prunes_old_rows_in_batches_and_keeps_the_rest(conn: Conn) -> 
             (i, status, status),
         )
 
+    # Alert deliveries: settled long ago (pruned); settled lately, or still open though old
+    # (kept).
+    for i, (status, changed) in enumerate(
+        [
+            ("delivered", old),
+            ("dead", old),
+            ("delivered", old),
+            ("delivered", recent),
+            ("failed", old),
+            ("pending", old),
+        ]
+    ):
+        conn.execute(
+            "insert into dragonfly.alert_deliveries (event_id, case_id, event_kind,"
+            " event_created_at, rule, sink, context, status, delivered_at, dead_at, updated_at)"
+            " values (gen_random_uuid(), gen_random_uuid(), 'payment_recorded', now(), %s,"
+            " 'slack', '{}', %s, case when %s = 'delivered' then now() end,"
+            f" case when %s = 'dead' then now() end, {changed})",
+            (f"rule-{i}", status, status, status),
+        )
+
     task = RetentionTask(
         Every(timedelta(hours=1)),
         completed_days=30,
         archive_days=7,
         dead_letter_days=30,
+        alert_days=30,
         batch_size=2,
     )
     result = task.run_once(ctx(conn))
@@ -118,6 +140,7 @@ def test_retention_prunes_old_rows_in_batches_and_keeps_the_rest(conn: Conn) -> 
         "completed_jobs": 5,
         "archives": {"case_copilot": 0, "enforce": 0, "enrich": 3, "outreach": 1},
         "dead_letters": 2,
+        "alert_deliveries": 3,
     }
 
     def count(sql: str) -> int:
@@ -130,6 +153,8 @@ def test_retention_prunes_old_rows_in_batches_and_keeps_the_rest(conn: Conn) -> 
     assert count("select count(*) from pgmq.a_outreach") == 0
     assert count("select count(*) from dragonfly.dead_letters") == 2
     assert count("select count(*) from dragonfly.dead_letters where status = 'dead'") == 1
+    kept = conn.execute("select rule from dragonfly.alert_deliveries order by rule").fetchall()
+    assert [r[0] for r in kept] == ["rule-3", "rule-4", "rule-5"]
 
     again = task.run_once(ctx(conn))
     assert again.detail["completed_jobs"] == 0
@@ -322,3 +347,30 @@ def test_the_loop_survives_an_unreachable_database() -> None:
         scheduler.stop.set()
         thread.join(timeout=15)
     assert not thread.is_alive()
+
+
+@pytest.mark.parametrize(
+    ("function", "args"),
+    [
+        (name, args)
+        for name in (
+            "prune_completed_jobs",
+            "prune_archives",
+            "prune_dead_letters",
+            "prune_alert_deliveries",
+        )
+        for args in (
+            "interval '0 days', 10",
+            "interval '-1 day', 10",
+            "null, 10",
+            "interval '1 day', 0",
+        )
+    ],
+)
+def test_the_prune_functions_refuse_a_bad_period_or_limit(
+    conn: Conn, function: str, args: str
+) -> None:
+    with pytest.raises(psycopg.Error) as refused:
+        conn.execute(f"select * from dragonfly.{function}({args})")
+    assert refused.value.sqlstate == "22023"
+    assert function in str(refused.value)

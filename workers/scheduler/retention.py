@@ -1,4 +1,5 @@
-"""Retention: prune completed-job records, PGMQ archives and resolved dead letters.
+"""Retention: prune completed-job records, PGMQ archives, resolved dead letters and
+settled alert deliveries.
 
 Each target is pruned by its SQL function (sql/migrations/..._retention.sql)
 one batch per transaction, until a batch comes back short; a target whose
@@ -18,6 +19,7 @@ from workers.scheduler.base import Every, Schedule, TaskContext, TaskResult
 PRUNE_COMPLETED = "select dragonfly.prune_completed_jobs(%(older)s, %(limit)s)"
 PRUNE_ARCHIVES = "select queue, deleted from dragonfly.prune_archives(%(older)s, %(limit)s)"
 PRUNE_DEAD_LETTERS = "select dragonfly.prune_dead_letters(%(older)s, %(limit)s)"
+PRUNE_ALERT_DELIVERIES = "select dragonfly.prune_alert_deliveries(%(older)s, %(limit)s)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +30,7 @@ class RetentionTask:
     completed_days: int
     archive_days: int
     dead_letter_days: int
+    alert_days: int = 0
     batch_size: int = 5000
     max_batches: int = 1000
     name: str = "retention"
@@ -37,7 +40,9 @@ class RetentionTask:
         return self.every
 
     def run_once(self, ctx: TaskContext) -> TaskResult:
-        if not (self.completed_days or self.archive_days or self.dead_letter_days):
+        if not (
+            self.completed_days or self.archive_days or self.dead_letter_days or self.alert_days
+        ):
             return TaskResult.skipped("retention is disabled (every period is 0 days)")
         detail: dict[str, Any] = {}
         if self.completed_days:
@@ -47,6 +52,10 @@ class RetentionTask:
         if self.dead_letter_days:
             detail["dead_letters"] = self._prune_single(
                 ctx, PRUNE_DEAD_LETTERS, self.dead_letter_days
+            )
+        if self.alert_days:
+            detail["alert_deliveries"] = self._prune_single(
+                ctx, PRUNE_ALERT_DELIVERIES, self.alert_days
             )
         return TaskResult("ok", detail)
 

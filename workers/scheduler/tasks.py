@@ -25,6 +25,7 @@ def default_tasks(settings: Settings) -> list[Task]:
             completed_days=settings.retention_completed_days,
             archive_days=settings.retention_archive_days,
             dead_letter_days=settings.retention_dead_letter_days,
+            alert_days=settings.retention_alert_days,
             batch_size=settings.retention_batch_size,
         ),
         SlaSweepTask.every_minutes(
