@@ -185,6 +185,36 @@ revoke execute on function public.queue_job(jsonb) from public, anon, authentica
 grant execute on function public.queue_job(jsonb)
     to anon, authenticated, service_role, enforcement_operator, dragonfly_worker;
 
+-- The job queues, named once: every function taking a queue name checks it here. The
+-- dragonfly schema (the fleet's internals, never exposed over the API) is created here for
+-- it; the worker-runtime migration documents and grants it.
+create schema if not exists dragonfly;
+
+create function dragonfly.check_job_queue(p_what text, p_queue text)
+returns void
+language plpgsql
+immutable
+set search_path = ''
+as $$
+begin
+    if p_queue is null or p_queue <> all (array['enrich', 'outreach', 'enforce', 'case_copilot']) then
+        raise exception using
+            errcode = '22023',
+            message = pg_catalog.format(
+                '%s must be one of enrich, outreach, enforce, case_copilot (got %s)',
+                p_what,
+                coalesce(pg_catalog.quote_literal(p_queue), 'null')
+            );
+    end if;
+end
+$$;
+
+comment on function dragonfly.check_job_queue(text, text) is
+    'Internal: 22023 "<p_what> must be one of enrich, outreach, enforce, case_copilot (got ...)" '
+    'unless p_queue names one of the four job queues.';
+
+revoke execute on function dragonfly.check_job_queue(text, text) from public;
+
 -- The PGMQ wrappers. Only service_role and the fleet (dragonfly_worker) may call them.
 
 create or replace function public.pgmq_read(queue_name text, sleep_seconds integer, n integer)
@@ -203,15 +233,7 @@ security definer
 set search_path = ''
 as $$
 begin
-    if queue_name is null
-       or queue_name <> all (array['enrich', 'outreach', 'enforce', 'case_copilot']) then
-        raise exception using
-            errcode = '22023',
-            message = pg_catalog.format(
-                'pgmq_read: queue_name must be one of enrich, outreach, enforce, case_copilot (got %s)',
-                coalesce(pg_catalog.quote_literal(queue_name), 'null')
-            );
-    end if;
+    perform dragonfly.check_job_queue('pgmq_read: queue_name', queue_name);
     if sleep_seconds is null or sleep_seconds < 0 or sleep_seconds > 86400 then
         raise exception using
             errcode = '22023',
@@ -246,15 +268,7 @@ security definer
 set search_path = ''
 as $$
 begin
-    if queue_name is null
-       or queue_name <> all (array['enrich', 'outreach', 'enforce', 'case_copilot']) then
-        raise exception using
-            errcode = '22023',
-            message = pg_catalog.format(
-                'pgmq_delete: queue_name must be one of enrich, outreach, enforce, case_copilot (got %s)',
-                coalesce(pg_catalog.quote_literal(queue_name), 'null')
-            );
-    end if;
+    perform dragonfly.check_job_queue('pgmq_delete: queue_name', queue_name);
     if msg_id is null then
         raise exception using errcode = '22023', message = 'pgmq_delete: msg_id is required';
     end if;
@@ -280,15 +294,7 @@ security definer
 set search_path = ''
 as $$
 begin
-    if queue_name is null
-       or queue_name <> all (array['enrich', 'outreach', 'enforce', 'case_copilot']) then
-        raise exception using
-            errcode = '22023',
-            message = pg_catalog.format(
-                'pgmq_archive: queue_name must be one of enrich, outreach, enforce, case_copilot (got %s)',
-                coalesce(pg_catalog.quote_literal(queue_name), 'null')
-            );
-    end if;
+    perform dragonfly.check_job_queue('pgmq_archive: queue_name', queue_name);
     if msg_id is null then
         raise exception using errcode = '22023', message = 'pgmq_archive: msg_id is required';
     end if;
@@ -315,15 +321,7 @@ as $$
 declare
     v_found bigint;
 begin
-    if queue_name is null
-       or queue_name <> all (array['enrich', 'outreach', 'enforce', 'case_copilot']) then
-        raise exception using
-            errcode = '22023',
-            message = pg_catalog.format(
-                'pgmq_set_vt: queue_name must be one of enrich, outreach, enforce, case_copilot (got %s)',
-                coalesce(pg_catalog.quote_literal(queue_name), 'null')
-            );
-    end if;
+    perform dragonfly.check_job_queue('pgmq_set_vt: queue_name', queue_name);
     if msg_id is null then
         raise exception using errcode = '22023', message = 'pgmq_set_vt: msg_id is required';
     end if;
@@ -364,14 +362,8 @@ as $$
 declare
     v_queue text;
 begin
-    if queue_name is not null
-       and queue_name <> all (array['enrich', 'outreach', 'enforce', 'case_copilot']) then
-        raise exception using
-            errcode = '22023',
-            message = pg_catalog.format(
-                'pgmq_metrics: queue_name must be one of enrich, outreach, enforce, case_copilot (got %s)',
-                pg_catalog.quote_literal(queue_name)
-            );
+    if queue_name is not null then
+        perform dragonfly.check_job_queue('pgmq_metrics: queue_name', queue_name);
     end if;
 
     foreach v_queue in array array['enrich', 'outreach', 'enforce', 'case_copilot'] loop

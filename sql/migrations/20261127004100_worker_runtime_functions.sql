@@ -31,15 +31,7 @@ immutable
 set search_path = ''
 as $$
 begin
-    if p_queue is null
-       or p_queue <> all (array['enrich', 'outreach', 'enforce', 'case_copilot']) then
-        raise exception using
-            errcode = '22023',
-            message = pg_catalog.format(
-                'queue must be one of enrich, outreach, enforce, case_copilot (got %s)',
-                coalesce(pg_catalog.quote_literal(p_queue), 'null')
-            );
-    end if;
+    perform dragonfly.check_job_queue('queue', p_queue);
     return 'q_' || p_queue;
 end
 $$;
