@@ -4,8 +4,15 @@
 -- intake.simplicity_import_rows under one intake.simplicity_import_runs row, and
 -- process_simplicity_imports(run_id) then validates the rows and materializes plaintiffs,
 -- judgments and cases. Keeping the raw text means a bad value is reported on its own
--- line with the reason instead of failing the COPY; the row keeps what it became
--- (plaintiff_id, judgment_id, case_id), so processing a run again changes nothing.
+-- line with the reason instead of failing the COPY; the row keeps its outcome and what it
+-- became (plaintiff_id, judgment_id, case_id), and only pending rows are processed, so
+-- processing a run again changes nothing.
+--
+-- Built for the import's outcome update (docs/schema.md, "Intake"): what a row became is a
+-- record of the import, not a foreign key (deleting a judgment later leaves the staging row
+-- as it was); no index covers the columns the import writes; and each page keeps free space
+-- (fillfactor 45), so marking the rows is an in-place (HOT) update without index insertions
+-- or referential checks.
 
 create table intake.simplicity_import_runs (
     id uuid primary key default gen_random_uuid(),
@@ -63,14 +70,14 @@ create table intake.simplicity_import_rows (
     priority text,
     status text not null default 'pending' check (status in ('pending', 'imported', 'duplicate', 'failed')),
     error text,
-    plaintiff_id uuid references public.plaintiffs (id) on delete set null,
-    judgment_id uuid references public.judgments (id) on delete set null,
-    case_id uuid references judgments.cases (id) on delete set null,
+    plaintiff_id uuid,
+    judgment_id uuid,
+    case_id uuid,
     processed_at timestamptz,
     created_at timestamptz not null default now(),
     constraint simplicity_import_rows_run_line_key unique (run_id, line_number),
     constraint simplicity_import_rows_error_iff_failed check ((error is not null) = (status = 'failed'))
-);
+) with (fillfactor = 45);
 
 comment on table intake.simplicity_import_rows is
     'Staging rows of a Simplicity export, raw text exactly as in the CSV (validation happens in '
@@ -80,17 +87,13 @@ comment on column intake.simplicity_import_rows.plaintiff_name is
 comment on column intake.simplicity_import_rows.status is
     'pending until processed; then imported, duplicate (already known) or failed (error says why).';
 comment on column intake.simplicity_import_rows.plaintiff_id is
-    'What the row became (plaintiff_id, judgment_id, case_id), for reporting and idempotent re-runs.';
+    'What the row became or was linked to (plaintiff_id, judgment_id, case_id), as at import time: a '
+    'record for reporting, not a foreign key (the row may outlive what it names).';
 
--- (run_id, line_number) also serves as the run_id foreign-key index.
-create index simplicity_import_rows_pending_idx on intake.simplicity_import_rows (run_id)
-    where status = 'pending';
-create index simplicity_import_rows_plaintiff_id_idx on intake.simplicity_import_rows (plaintiff_id)
-    where plaintiff_id is not null;
-create index simplicity_import_rows_judgment_id_idx on intake.simplicity_import_rows (judgment_id)
-    where judgment_id is not null;
-create index simplicity_import_rows_case_id_idx on intake.simplicity_import_rows (case_id)
-    where case_id is not null;
+-- (run_id, line_number) also serves as the run_id foreign-key index and finds a run's
+-- pending rows. Deliberately no other index: one on status (even a partial one "where status
+-- = 'pending'") or on the provenance ids would make every outcome update a non-HOT update
+-- with index insertions.
 
 alter table intake.simplicity_import_runs enable row level security;
 alter table intake.simplicity_import_rows enable row level security;

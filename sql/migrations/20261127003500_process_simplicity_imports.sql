@@ -15,6 +15,9 @@
 --     one entity per normalized identity; a plaintiff is found by its entity or created from
 --     the run's first line naming it; debtors become judgments.debtor_entity_id.
 --   * New rows become a judgment (balance_due = judgment_amount) and its judgments.cases row.
+--   * Each processed staging row records its outcome and what it became or was linked to
+--     (plaintiff_id, judgment_id, case_id: ids as at import time, not foreign keys); the run
+--     gets its status and counters, recounted from its staging rows.
 --   * Only pending rows are processed, so processing a run again changes nothing.
 --   * All of it is one transaction. An unexpected error (e.g. a case_number inserted by
 --     another writer at the same moment) undoes the whole run's work, marks the run failed
@@ -34,7 +37,8 @@ as $$
 declare
     v_run_id uuid := process_simplicity_imports.import_run_id;
     v_status text;
-    v_pending bigint;
+    v_pending boolean;
+    v_processed bigint := 0;
     v_error text;
     v_sqlstate text;
     v_result jsonb;
@@ -56,13 +60,14 @@ begin
     -- One run at a time: plaintiffs and case numbers are shared between runs.
     perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('dragonfly.process_simplicity_imports'));
 
-    select pg_catalog.count(*) into v_pending
-      from intake.simplicity_import_rows as s
-     where s.run_id = v_run_id and s.status = 'pending';
+    v_pending := exists (
+        select from intake.simplicity_import_rows as s
+         where s.run_id = v_run_id and s.status = 'pending'
+    );
 
-    if v_pending > 0 or v_status <> 'completed' then
+    if v_pending or v_status <> 'completed' then
         begin
-            perform intake.materialize_simplicity_run(v_run_id);
+            v_processed := intake.materialize_simplicity_run(v_run_id);
         exception when others then
             get stacked diagnostics v_error = message_text, v_sqlstate = returned_sqlstate;
             if v_sqlstate in ('40001', '40P01') then
@@ -84,7 +89,7 @@ begin
                'imported_rows', r.imported_rows,
                'duplicate_rows', r.duplicate_rows,
                'failed_rows', r.failed_rows,
-               'processed_now', case when r.status = 'completed' then v_pending else 0 end,
+               'processed_now', case when r.status = 'completed' then v_processed else 0 end,
                'error', r.error
            )
       into v_result
@@ -149,7 +154,9 @@ grant execute on function intake.parse_simplicity_date(text) to service_role, dr
 -- digits), version 7, a 32-bit sequence number split around the variant bits, and 40 bits
 -- (suffix, 10 hex digits) the caller draws at random once per batch. Ids that grow with the
 -- import order keep primary-key and foreign-key index inserts on the right-most pages; the
--- per-batch random suffix keeps two batches started in the same millisecond apart.
+-- per-batch random suffix keeps two batches started in the same millisecond apart. The ten
+-- hex digits between prefix and suffix ('7', the sequence's top 12 bits, '8', its low 20
+-- bits) come from one to_hex() of a 40-bit number whose top digit is always 7. seq >= 0.
 create or replace function intake.time_ordered_uuid(prefix text, seq bigint, suffix text)
 returns uuid
 language sql
@@ -157,8 +164,10 @@ immutable
 parallel safe
 as $$
     select (
-        $1 || '7' || pg_catalog.substr(pg_catalog.lpad(pg_catalog.to_hex($2 % 4294967296), 8, '0'), 1, 3)
-        || '8' || pg_catalog.substr(pg_catalog.lpad(pg_catalog.to_hex($2 % 4294967296), 8, '0'), 4, 5)
+        $1
+        || pg_catalog.to_hex(
+            (7::bigint << 36) | ($2 % 4294967296 >> 20 << 24) | (8::bigint << 20) | ($2 % 4294967296 & 1048575)
+        )
         || $3
     )::uuid
 $$;
@@ -170,27 +179,50 @@ comment on function intake.time_ordered_uuid(text, bigint, text) is
 revoke execute on function intake.time_ordered_uuid(text, bigint, text) from public;
 grant execute on function intake.time_ordered_uuid(text, bigint, text) to service_role, dragonfly_worker;
 
+-- The staged columns the import validates once per distinct combination (step 1 below):
+-- named composite types, because PostgreSQL hashes those but not anonymous row values.
+create type intake.simplicity_plaintiff_columns as (name text, email text, phone text, state text);
+create type intake.simplicity_judgment_columns as (
+    debtor_type text, court text, county text, state text, priority text
+);
+
+comment on type intake.simplicity_plaintiff_columns is
+    'A staged row''s raw plaintiff_name, plaintiff_email, plaintiff_phone, plaintiff_state: the key the '
+    'Simplicity import validates them by, once per distinct combination.';
+comment on type intake.simplicity_judgment_columns is
+    'A staged row''s raw debtor_type, court, county, state, priority: the key the Simplicity import '
+    'validates them by, once per distinct combination.';
+
 -- The body of process_simplicity_imports(): the set-based statements. Callers hold the run's
--- row lock and the import advisory lock. Not callable over the API. work_mem is raised for
--- the sorts and hashes over the whole run.
+-- row lock and the import advisory lock. Not callable over the API. Returns the number of
+-- rows it processed. work_mem is raised for the hashes over the whole run; JIT is off
+-- because compiling these statements costs more than it saves (their time is in function
+-- calls, index insertions and foreign-key checks, not in expression evaluation).
 create or replace function intake.materialize_simplicity_run(p_run_id uuid)
-returns void
+returns bigint
 language plpgsql
 volatile
 security definer
 set search_path = ''
 set work_mem = '64MB'
+set jit = off
 as $$
 declare
-    -- Ids of the rows this run creates: the clock in milliseconds, then a sequence number,
-    -- then 40 random bits drawn once per run and per kind of row (docs/import.md).
+    -- Ids of the rows this run creates: the clock in milliseconds, then a sequence number
+    -- (the line number), then 40 random bits drawn once per run and per kind of row
+    -- (docs/import.md).
     v_id_prefix text := pg_catalog.lpad(
         pg_catalog.to_hex((pg_catalog.date_part('epoch', pg_catalog.clock_timestamp()) * 1000)::bigint), 12, '0');
     v_judgment_suffix text := pg_catalog.substr(pg_catalog.md5(pg_catalog.gen_random_uuid()::text), 1, 10);
     v_case_suffix text := pg_catalog.substr(pg_catalog.md5(pg_catalog.gen_random_uuid()::text), 1, 10);
-    v_entity_suffix text := pg_catalog.substr(pg_catalog.md5(pg_catalog.gen_random_uuid()::text), 1, 10);
+    v_plaintiff_entity_suffix text := pg_catalog.substr(pg_catalog.md5(pg_catalog.gen_random_uuid()::text), 1, 10);
+    v_debtor_entity_suffix text := pg_catalog.substr(pg_catalog.md5(pg_catalog.gen_random_uuid()::text), 1, 10);
+    v_rows bigint;
 begin
     -- Left over only if an earlier call in this transaction failed half-way.
+    if pg_catalog.to_regclass('pg_temp.simplicity_raw') is not null then
+        drop table pg_temp.simplicity_raw;
+    end if;
     if pg_catalog.to_regclass('pg_temp.simplicity_batch') is not null then
         drop table pg_temp.simplicity_batch;
     end if;
@@ -198,263 +230,348 @@ begin
         drop table pg_temp.simplicity_plaintiffs;
     end if;
 
-    -- 1. Parse and validate every pending row once. Values that repeat across an export
-    --    (plaintiff name, email and phone; judgment dates) are normalized once per distinct
-    --    value and joined back; the OFFSET 0 fences keep each rule from being re-evaluated
-    --    where its result is used several times. Repeated case numbers are ranked, known ones
-    --    found, and the new judgments and cases get time-ordered ids (UUIDv7 layout), so their
-    --    index entries are appended instead of scattered.
+    -- 1. Parse and validate every pending row once. First the run's pending rows are read
+    --    into a temporary table, with the values that repeat across an export (the
+    --    plaintiff's name, email, phone and state; the debtor type, court, county, state and
+    --    priority) as one row value each. A table rather than a CTE, because the planner then
+    --    knows how many rows there are even when the staging table has no statistics yet
+    --    (a freshly loaded export): misjudged as one row, the joins below become nested
+    --    loops that are quadratic in the run's size.
+    create temp table simplicity_raw on commit drop as
+    select s.id,
+           s.line_number,
+           row(s.plaintiff_name, s.plaintiff_email, s.plaintiff_phone, s.plaintiff_state)
+               ::intake.simplicity_plaintiff_columns as p_values,
+           row(s.debtor_type, s.court, s.county, s.state, s.priority)
+               ::intake.simplicity_judgment_columns as a_values,
+           coalesce(s.judgment_date, '') as k_date,
+           nullif(pg_catalog.btrim(s.debtor_name), '') as d_name,
+           nullif(pg_catalog.upper(
+               pg_catalog.regexp_replace(pg_catalog.btrim(s.case_number), '[[:space:]]+', ' ', 'g')
+           ), '') as case_number,
+           nullif(pg_catalog.btrim(s.judgment_amount), '') as amount_raw
+      from intake.simplicity_import_rows as s
+     where s.run_id = p_run_id and s.status = 'pending';
+    get diagnostics v_rows = row_count;
+
+    --    Then the repeating values are validated once per distinct value (or combination)
+    --    and joined back; only the debtor's name, the case number and the amount are parsed
+    --    per row. (A null and an empty raw value fall into different groups and get the same
+    --    result: both are blank to every rule.) Repeated case numbers are ranked among the
+    --    good rows, known ones found. Each row gets the ids it creates or links to: new
+    --    judgments and cases get time-ordered ids (UUIDv7 layout) computed from the line
+    --    number, so a repeat of a case number first seen in this run links to its first
+    --    line's ids without a lookup. Only what the later steps need is kept.
     create temp table simplicity_batch on commit drop as
-    with raw as (
-        select s.id,
-               s.line_number,
-               nullif(pg_catalog.btrim(s.plaintiff_name), '') as p_name,
-               nullif(pg_catalog.btrim(s.plaintiff_email), '') as p_email_raw,
-               nullif(pg_catalog.btrim(s.plaintiff_phone), '') as p_phone_raw,
-               nullif(pg_catalog.btrim(s.plaintiff_address), '') as p_address,
-               nullif(pg_catalog.btrim(s.plaintiff_city), '') as p_city,
-               pg_catalog.upper(nullif(pg_catalog.btrim(s.plaintiff_state), '')) as p_state,
-               nullif(pg_catalog.btrim(s.plaintiff_zip), '') as p_zip,
-               nullif(pg_catalog.btrim(s.debtor_name), '') as d_name,
-               nullif(pg_catalog.btrim(s.debtor_type), '') as d_type_raw,
-               nullif(pg_catalog.upper(
-                   pg_catalog.regexp_replace(pg_catalog.btrim(s.case_number), '[[:space:]]+', ' ', 'g')
-               ), '') as case_number,
-               nullif(pg_catalog.btrim(s.court), '') as court,
-               nullif(pg_catalog.btrim(s.county), '') as county,
-               pg_catalog.upper(nullif(pg_catalog.btrim(s.state), '')) as state,
-               nullif(pg_catalog.btrim(s.judgment_amount), '') as amount_raw,
-               nullif(pg_catalog.btrim(s.judgment_date), '') as date_raw,
-               nullif(pg_catalog.btrim(s.priority), '') as priority_raw
-          from intake.simplicity_import_rows as s
-         where s.run_id = p_run_id and s.status = 'pending'
+    -- Plaintiff columns: one row per distinct (name, email, phone, state).
+    with plaintiff_values as materialized (
+        select d.p_values,
+               nullif(pg_catalog.btrim((d.p_values).name), '') as p_name,
+               nullif(pg_catalog.btrim((d.p_values).email), '') as p_email_raw,
+               nullif(pg_catalog.btrim((d.p_values).phone), '') as p_phone_raw,
+               pg_catalog.upper(nullif(pg_catalog.btrim((d.p_values).state), '')) as p_state
+          from (select distinct r.p_values from pg_temp.simplicity_raw as r) as d
     ),
-    names as (
+    names as materialized (
         select x.p_name, x.p_type, intake.normalize_entity_name(x.p_type, x.p_name) as p_norm
           from (select d.p_name, intake.guess_entity_type(d.p_name) as p_type
-                  from (select distinct r.p_name from raw as r where r.p_name is not null) as d
+                  from (select distinct v.p_name from plaintiff_values as v where v.p_name is not null) as d
                 offset 0) as x
     ),
-    emails as (
-        select d.p_email_raw, intake.normalize_email(d.p_email_raw) as p_email
-          from (select distinct r.p_email_raw from raw as r where r.p_email_raw is not null) as d
+    plaintiffs as materialized (
+        select v.p_values,
+               n.p_type || ':' || n.p_norm as p_key,
+               nullif(pg_catalog.concat_ws('; ',
+                   case when v.p_name is null then 'plaintiff_name is required'
+                        when pg_catalog.length(v.p_name) > 500 then 'plaintiff_name is longer than 500 characters'
+                        when n.p_norm is null
+                            then pg_catalog.format('plaintiff_name %s has no letters or digits', pg_catalog.quote_literal(v.p_name))
+                   end,
+                   case when v.p_email_raw is not null and intake.normalize_email(v.p_email_raw) is null
+                        then pg_catalog.format('plaintiff_email %s is not an email address', pg_catalog.quote_literal(v.p_email_raw))
+                   end,
+                   case when v.p_phone_raw is not null and intake.normalize_phone(v.p_phone_raw) is null
+                        then pg_catalog.format('plaintiff_phone %s is not a phone number', pg_catalog.quote_literal(v.p_phone_raw))
+                   end,
+                   case when v.p_state is not null and v.p_state !~ '^[A-Z]{2}$'
+                        then pg_catalog.format('plaintiff_state %s is not a two-letter state code', pg_catalog.quote_literal(v.p_state))
+                   end
+               ), '') as p_errors
+          from plaintiff_values as v
+          left join names as n on n.p_name = v.p_name
     ),
-    phones as (
-        select d.p_phone_raw, intake.normalize_phone(d.p_phone_raw) as p_phone
-          from (select distinct r.p_phone_raw from raw as r where r.p_phone_raw is not null) as d
+    -- Judgment columns: one row per distinct (debtor type, court, county, state, priority).
+    attributes as materialized (
+        select a.a_values,
+               a.d_type_given, a.court, a.county, a.state, a.priority,
+               case when a.d_type_raw is not null and a.d_type_given is null
+                    then pg_catalog.format('debtor_type %s is not person or organization', pg_catalog.quote_literal(a.d_type_raw))
+               end as d_type_error,
+               case when a.state is not null and a.state !~ '^[A-Z]{2}$'
+                    then pg_catalog.format('state %s is not a two-letter state code', pg_catalog.quote_literal(a.state))
+               end as state_error,
+               case when a.priority not in ('urgent', 'high', 'normal', 'low', 'on_hold')
+                    then pg_catalog.format('priority %s is not urgent, high, normal, low or on_hold', pg_catalog.quote_literal(a.priority_raw))
+               end as priority_error
+          from (
+              select d.*,
+                     case pg_catalog.lower(d.d_type_raw)
+                         when 'person' then 'person'
+                         when 'individual' then 'person'
+                         when 'organization' then 'organization'
+                         when 'organisation' then 'organization'
+                         when 'business' then 'organization'
+                         when 'company' then 'organization'
+                         when 'corporation' then 'organization'
+                         when 'org' then 'organization'
+                     end as d_type_given,
+                     coalesce(pg_catalog.lower(pg_catalog.replace(d.priority_raw, ' ', '_')), 'normal') as priority
+                from (
+                    select k.a_values,
+                           nullif(pg_catalog.btrim((k.a_values).debtor_type), '') as d_type_raw,
+                           nullif(pg_catalog.btrim((k.a_values).court), '') as court,
+                           nullif(pg_catalog.btrim((k.a_values).county), '') as county,
+                           pg_catalog.upper(nullif(pg_catalog.btrim((k.a_values).state), '')) as state,
+                           nullif(pg_catalog.btrim((k.a_values).priority), '') as priority_raw
+                      from (select distinct r.a_values from pg_temp.simplicity_raw as r) as k
+                ) as d
+          ) as a
     ),
-    dates as (
-        select d.date_raw, intake.parse_simplicity_date(d.date_raw) as judgment_date
-          from (select distinct r.date_raw from raw as r where r.date_raw is not null) as d
+    dates as materialized (
+        select d.k_date, d.judgment_date,
+               case when d.date_raw is not null and d.judgment_date is null
+                        then pg_catalog.format('judgment_date %s is not a date (YYYY-MM-DD or MM/DD/YYYY)', pg_catalog.quote_literal(d.date_raw))
+                    when d.judgment_date > current_date
+                        then pg_catalog.format('judgment_date %s is in the future', d.judgment_date)
+               end as date_error
+          from (
+              select k.k_date, k.date_raw, intake.parse_simplicity_date(k.date_raw) as judgment_date
+                from (select r.k_date, nullif(pg_catalog.btrim(r.k_date), '') as date_raw
+                        from (select distinct r.k_date from pg_temp.simplicity_raw as r) as r) as k
+          ) as d
     ),
     parsed as (
-        select r.*,
-               n.p_type, n.p_norm, e.p_email, ph.p_phone, dt.judgment_date,
-               t.d_type_given, t.d_type,
-               intake.normalize_entity_name(t.d_type, r.d_name) as d_norm,
-               case
-                   when r.amount_raw ~ '^\$?[[:space:]]*([0-9]{1,3}(,[0-9]{3})+|[0-9]{1,12})(\.[0-9]{1,2})?$'
-                       then pg_catalog.translate(r.amount_raw, '$, ', '')::numeric
-               end as amount,
-               coalesce(pg_catalog.lower(pg_catalog.replace(r.priority_raw, ' ', '_')), 'normal') as priority
-          from raw as r
-          left join names as n on n.p_name = r.p_name
-          left join emails as e on e.p_email_raw = r.p_email_raw
-          left join phones as ph on ph.p_phone_raw = r.p_phone_raw
-          left join dates as dt on dt.date_raw = r.date_raw
+        select r.id, r.line_number, p.p_key, p.p_errors, a.d_type_error, a.state_error, a.priority_error,
+               dt.date_error, dt.judgment_date, a.court, a.county, a.state, a.priority,
+               r.d_name, t.d_type, t.d_norm, r.case_number, r.amount_raw, t.amount
+          from pg_temp.simplicity_raw as r
+          join plaintiffs as p on p.p_values = r.p_values
+          join attributes as a on a.a_values = r.a_values
+          join dates as dt on dt.k_date = r.k_date
           cross join lateral (
-              select g.d_type_given,
-                     coalesce(g.d_type_given, intake.guess_entity_type(r.d_name)) as d_type
-                from (select case pg_catalog.lower(r.d_type_raw)
-                                 when 'person' then 'person'
-                                 when 'individual' then 'person'
-                                 when 'organization' then 'organization'
-                                 when 'organisation' then 'organization'
-                                 when 'business' then 'organization'
-                                 when 'company' then 'organization'
-                                 when 'corporation' then 'organization'
-                                 when 'org' then 'organization'
-                             end as d_type_given) as g
+              select g.d_type, intake.normalize_entity_name(g.d_type, r.d_name) as d_norm, g.amount
+                from (select coalesce(a.d_type_given, intake.guess_entity_type(r.d_name)) as d_type,
+                             -- The amount rule is the regular expression; plain digits with
+                             -- an optional point and decimals (nearly every row) are decided
+                             -- without it, with the same result.
+                             case pg_catalog.translate(r.amount_raw, '0123456789', '')
+                                 when '' then
+                                     case when pg_catalog.length(r.amount_raw) <= 12 then r.amount_raw::numeric end
+                                 when '.' then
+                                     case when pg_catalog.strpos(r.amount_raw, '.') between 2 and 13
+                                           and pg_catalog.length(r.amount_raw) - pg_catalog.strpos(r.amount_raw, '.') between 1 and 2
+                                          then r.amount_raw::numeric end
+                                 else
+                                     case when r.amount_raw ~ '^\$?[[:space:]]*([0-9]{1,3}(,[0-9]{3})+|[0-9]{1,12})(\.[0-9]{1,2})?$'
+                                          then pg_catalog.translate(r.amount_raw, '$, ', '')::numeric end
+                             end as amount) as g
           ) as t
         offset 0
     ),
-    checked as (
-        select n.*,
+    checked as materialized (
+        select n.id, n.line_number, n.p_key, n.judgment_date, n.court, n.county, n.state, n.priority,
+               n.d_name, n.d_type, n.d_norm, n.case_number, n.amount,
                nullif(pg_catalog.concat_ws('; ',
-                   case when n.p_name is null then 'plaintiff_name is required'
-                        when pg_catalog.length(n.p_name) > 500 then 'plaintiff_name is longer than 500 characters'
-                        when n.p_norm is null
-                            then pg_catalog.format('plaintiff_name %s has no letters or digits', pg_catalog.quote_literal(n.p_name))
-                   end,
-                   case when n.p_email_raw is not null and n.p_email is null
-                        then pg_catalog.format('plaintiff_email %s is not an email address', pg_catalog.quote_literal(n.p_email_raw))
-                   end,
-                   case when n.p_phone_raw is not null and n.p_phone is null
-                        then pg_catalog.format('plaintiff_phone %s is not a phone number', pg_catalog.quote_literal(n.p_phone_raw))
-                   end,
-                   case when n.p_state is not null and n.p_state !~ '^[A-Z]{2}$'
-                        then pg_catalog.format('plaintiff_state %s is not a two-letter state code', pg_catalog.quote_literal(n.p_state))
-                   end,
+                   n.p_errors,
                    case when n.d_name is null then 'debtor_name is required'
                         when pg_catalog.length(n.d_name) > 500 then 'debtor_name is longer than 500 characters'
                         when n.d_norm is null
                             then pg_catalog.format('debtor_name %s has no letters or digits', pg_catalog.quote_literal(n.d_name))
                    end,
-                   case when n.d_type_raw is not null and n.d_type_given is null
-                        then pg_catalog.format('debtor_type %s is not person or organization', pg_catalog.quote_literal(n.d_type_raw))
-                   end,
+                   n.d_type_error,
                    case when n.case_number is null then 'case_number is required'
                         when pg_catalog.length(n.case_number) > 100 then 'case_number is longer than 100 characters'
                    end,
-                   case when n.state is not null and n.state !~ '^[A-Z]{2}$'
-                        then pg_catalog.format('state %s is not a two-letter state code', pg_catalog.quote_literal(n.state))
-                   end,
+                   n.state_error,
                    case when n.amount_raw is null then 'judgment_amount is required'
                         when n.amount is null or n.amount <= 0
                             then pg_catalog.format('judgment_amount %s is not a positive amount', pg_catalog.quote_literal(n.amount_raw))
                    end,
-                   case when n.date_raw is not null and n.judgment_date is null
-                            then pg_catalog.format('judgment_date %s is not a date (YYYY-MM-DD or MM/DD/YYYY)', pg_catalog.quote_literal(n.date_raw))
-                        when n.judgment_date > current_date
-                            then pg_catalog.format('judgment_date %s is in the future', n.judgment_date)
-                   end,
-                   case when n.priority not in ('urgent', 'high', 'normal', 'low', 'on_hold')
-                        then pg_catalog.format('priority %s is not urgent, high, normal, low or on_hold', pg_catalog.quote_literal(n.priority_raw))
-                   end
+                   n.date_error,
+                   n.priority_error
                ), '') as error
           from parsed as n
-        offset 0
     ),
-    firsts as (
-        select c.case_number, pg_catalog.min(c.line_number) as first_line
-          from checked as c
-         where c.error is null
-         group by c.case_number
+    -- Case numbers that more than one good row of the run carries, with their first line
+    -- and that line's plaintiff.
+    repeated as (
+        select g.case_number, g.first_line, c.p_key as first_p_key
+          from (
+              select c.case_number, pg_catalog.min(c.line_number) as first_line
+                from checked as c
+               where c.error is null
+               group by c.case_number
+              having pg_catalog.count(*) > 1
+          ) as g
+          join checked as c on c.line_number = g.first_line
     ),
-    ranked as (
+    resolved as materialized (
         select c.*,
-               c.p_type || ':' || c.p_norm as p_key,
                c.d_type || ':' || c.d_norm as d_key,
-               f.first_line
-          from checked as c
-          left join firsts as f on c.error is null and f.case_number = c.case_number
-        offset 0
-    ),
-    resolved as (
-        select r.*,
                case
-                   when r.error is not null then 'failed'
-                   when existing.id is not null or r.first_line <> r.line_number then 'duplicate'
+                   when c.error is not null then 'failed'
+                   when existing.id is not null or f.first_line <> c.line_number then 'duplicate'
                    else 'imported'
                end as outcome,
                existing.id as existing_case_id,
                existing.judgment_id as existing_judgment_id,
-               existing_judgment.plaintiff_id as existing_plaintiff_id
-          from ranked as r
+               existing_judgment.plaintiff_id as existing_plaintiff_id,
+               f.first_line,
+               f.first_p_key
+          from checked as c
+          left join repeated as f
+            on c.error is null and f.case_number = c.case_number
           left join judgments.cases as existing
-            on r.error is null and existing.case_number = r.case_number
+            on c.error is null and existing.case_number = c.case_number
           left join public.judgments as existing_judgment
             on existing_judgment.id = existing.judgment_id
-        offset 0
+    ),
+    -- The first imported line naming each debtor identity (where its entity comes from,
+    -- unless the identity is also a plaintiff of the run).
+    debtor_picks as (
+        select pg_catalog.min(v.line_number) as line_number
+          from resolved as v
+         where v.outcome = 'imported'
+         group by v.d_key
     )
-    -- Only what the later steps use, fixed-width columns first.
+    -- judgment_id and case_id: what the row becomes (imported) or links to (duplicate);
+    -- link_p_key: the plaintiff it links to, unless it links to a known case.
     select v.id,
            v.line_number,
-           v.first_line,
-           case when v.outcome = 'imported'
-                then intake.time_ordered_uuid(v_id_prefix, v.line_number, v_judgment_suffix) end as judgment_id,
-           case when v.outcome = 'imported'
-                then intake.time_ordered_uuid(v_id_prefix, v.line_number, v_case_suffix) end as case_id,
-           v.existing_case_id,
-           v.existing_judgment_id,
+           case when v.outcome <> 'failed' then coalesce(v.existing_judgment_id,
+                intake.time_ordered_uuid(v_id_prefix, coalesce(v.first_line, v.line_number), v_judgment_suffix)) end as judgment_id,
+           case when v.outcome <> 'failed' then coalesce(v.existing_case_id,
+                intake.time_ordered_uuid(v_id_prefix, coalesce(v.first_line, v.line_number), v_case_suffix)) end as case_id,
            v.existing_plaintiff_id,
            v.judgment_date,
            v.amount,
+           v.outcome = 'imported' as is_new,
+           dp.line_number is not null as is_debtor_pick,
            v.outcome,
-           v.p_key,
-           v.d_key,
            v.error,
-           v.p_type,
-           v.p_norm,
+           v.p_key,
+           case when v.outcome <> 'failed' and v.existing_case_id is null
+                then coalesce(v.first_p_key, v.p_key) end as link_p_key,
            v.d_type,
            v.d_norm,
-           v.case_number,
-           v.p_name,
-           v.p_email,
-           v.p_phone,
-           v.p_address,
-           v.p_city,
-           v.p_state,
-           v.p_zip,
+           v.d_key,
            v.d_name,
+           v.case_number,
            v.court,
            v.county,
            v.state,
            v.priority
-      from resolved as v;
+      from resolved as v
+      left join debtor_picks as dp on dp.line_number = v.line_number;
 
-    -- Statistics for the join columns only (all columns would cost more than the joins).
-    analyze pg_temp.simplicity_batch (outcome, line_number, p_key, d_key);
-
-    -- 2. Entities: the plaintiffs and debtors of the new rows, one per normalized identity,
-    --    each from the first line naming it (a plaintiff's line before a debtor's, so the
-    --    plaintiff's entity gets that line's address). The first line is picked with a hash
-    --    aggregate rather than a sort over the names; ids follow the picks, so debtors' ids
-    --    follow the file like the judgments that reference them.
-    insert into public.entities as e
-        (id, entity_type, display_name, normalized_name, address_line1, city, state, postal_code)
-    select intake.time_ordered_uuid(v_id_prefix, pg_catalog.row_number() over (order by f.pick), v_entity_suffix),
-           case when f.pick < 4294967296 then b.p_type else b.d_type end,
-           case when f.pick < 4294967296 then b.p_name else b.d_name end,
-           case when f.pick < 4294967296 then b.p_norm else b.d_norm end,
-           case when f.pick < 4294967296 then b.p_address end,
-           case when f.pick < 4294967296 then b.p_city end,
-           case when f.pick < 4294967296 then b.p_state end,
-           case when f.pick < 4294967296 then b.p_zip end
-      from (
-          -- pick = line number, plus 2^32 on the debtor side: the smallest pick per identity
-          -- is its first plaintiff line, else its first debtor line.
-          select k.party_key, pg_catalog.min(k.pick) as pick
-            from (
-                select b.p_key as party_key, b.line_number::bigint as pick
-                  from pg_temp.simplicity_batch as b
-                 where b.outcome = 'imported'
-                union all
-                select b.d_key, 4294967296 + b.line_number
-                  from pg_temp.simplicity_batch as b
-                 where b.outcome = 'imported'
-            ) as k
-           group by k.party_key
-      ) as f
-      join pg_temp.simplicity_batch as b on b.line_number = (f.pick % 4294967296)::integer
-    on conflict (normalized_key) do nothing;
-
-    -- 3. Plaintiffs: found by entity, else created from the first imported line naming them.
-    insert into public.plaintiffs as p
-        (entity_id, name, email, phone, address, city, state, postal_code, source)
-    select e.id, b.p_name, b.p_email, b.p_phone, b.p_address, b.p_city, b.p_state, b.p_zip, 'simplicity'
+    -- 2. The run's plaintiffs: one per plaintiff identity, from the first imported line
+    --    naming it (looked up by (run_id, line_number)); their columns are normalized again
+    --    from that staging row with the same rules as step 1. plaintiff_id is filled in
+    --    step 4.
+    create temp table simplicity_plaintiffs on commit drop as
+    select f.p_key,
+           f.first_line,
+           v.p_type,
+           v.p_name,
+           intake.normalize_entity_name(v.p_type, v.p_name) as p_norm,
+           intake.normalize_email(nullif(pg_catalog.btrim(v.plaintiff_email), '')) as p_email,
+           intake.normalize_phone(nullif(pg_catalog.btrim(v.plaintiff_phone), '')) as p_phone,
+           nullif(pg_catalog.btrim(v.plaintiff_address), '') as p_address,
+           nullif(pg_catalog.btrim(v.plaintiff_city), '') as p_city,
+           pg_catalog.upper(nullif(pg_catalog.btrim(v.plaintiff_state), '')) as p_state,
+           nullif(pg_catalog.btrim(v.plaintiff_zip), '') as p_zip,
+           null::uuid as plaintiff_id
       from (
           select b.p_key, pg_catalog.min(b.line_number) as first_line
             from pg_temp.simplicity_batch as b
-           where b.outcome = 'imported'
+           where b.is_new
            group by b.p_key
       ) as f
-      join pg_temp.simplicity_batch as b on b.line_number = f.first_line
+      join lateral (
+          select s.*, intake.guess_entity_type(s.p_name) as p_type
+            from (select s.*, nullif(pg_catalog.btrim(s.plaintiff_name), '') as p_name
+                    from intake.simplicity_import_rows as s
+                   where s.run_id = p_run_id and s.line_number = f.first_line) as s
+      ) as v on true;
+
+    -- 3. Entities: the plaintiffs and debtors of the new rows, one per normalized identity,
+    --    each from the first imported line naming it, a plaintiff's line before a debtor's (so
+    --    the plaintiff's entity gets that line's address): the run's plaintiffs (step 2), then
+    --    the debtor picks of step 1 that are not also plaintiffs. Ids follow the file (pick =
+    --    the line number, plus 2^32 on the debtor side), like the judgments that reference
+    --    them. Identities already known are left out up front, so the insert needs no
+    --    ON CONFLICT (a speculative insertion per row costs about half again as much); if
+    --    another writer creates one of them meanwhile, the insert raises unique_violation and
+    --    is redone with ON CONFLICT DO NOTHING, which keeps that writer's row.
+    begin
+        insert into public.entities
+            (id, entity_type, display_name, normalized_name, address_line1, city, state, postal_code)
+        select x.id, x.entity_type, x.display_name, x.normalized_name, x.address_line1, x.city, x.state, x.postal_code
+          from (
+              select p.first_line::bigint as pick,
+                     intake.time_ordered_uuid(v_id_prefix, p.first_line, v_plaintiff_entity_suffix) as id,
+                     p.p_type as entity_type, p.p_name as display_name, p.p_norm as normalized_name,
+                     p.p_address as address_line1, p.p_city as city, p.p_state as state, p.p_zip as postal_code
+                from pg_temp.simplicity_plaintiffs as p
+               where not exists (select from public.entities as k where k.normalized_key = p.p_key)
+              union all
+              select 4294967296 + b.line_number,
+                     intake.time_ordered_uuid(v_id_prefix, b.line_number, v_debtor_entity_suffix),
+                     b.d_type, b.d_name, b.d_norm, null, null, null, null
+                from pg_temp.simplicity_batch as b
+               where b.is_debtor_pick
+                 and not exists (select from pg_temp.simplicity_plaintiffs as p where p.p_key = b.d_key)
+                 and not exists (select from public.entities as k where k.normalized_key = b.d_key)
+          ) as x
+         order by x.pick;
+    exception when unique_violation then
+        insert into public.entities
+            (id, entity_type, display_name, normalized_name, address_line1, city, state, postal_code)
+        select x.id, x.entity_type, x.display_name, x.normalized_name, x.address_line1, x.city, x.state, x.postal_code
+          from (
+              select p.first_line::bigint as pick,
+                     intake.time_ordered_uuid(v_id_prefix, p.first_line, v_plaintiff_entity_suffix) as id,
+                     p.p_type as entity_type, p.p_name as display_name, p.p_norm as normalized_name,
+                     p.p_address as address_line1, p.p_city as city, p.p_state as state, p.p_zip as postal_code
+                from pg_temp.simplicity_plaintiffs as p
+              union all
+              select 4294967296 + b.line_number,
+                     intake.time_ordered_uuid(v_id_prefix, b.line_number, v_debtor_entity_suffix),
+                     b.d_type, b.d_name, b.d_norm, null, null, null, null
+                from pg_temp.simplicity_batch as b
+               where b.is_debtor_pick
+                 and not exists (select from pg_temp.simplicity_plaintiffs as p where p.p_key = b.d_key)
+          ) as x
+         order by x.pick
+        on conflict (normalized_key) do nothing;
+    end;
+
+    -- 4. Plaintiffs: found by entity, else created from the first imported line naming them.
+    insert into public.plaintiffs as p
+        (entity_id, name, email, phone, address, city, state, postal_code, source)
+    select e.id, f.p_name, f.p_email, f.p_phone, f.p_address, f.p_city, f.p_state, f.p_zip, 'simplicity'
+      from pg_temp.simplicity_plaintiffs as f
       join public.entities as e on e.normalized_key = f.p_key
      order by f.first_line
     on conflict (entity_id) do nothing;
 
-    -- The plaintiff of every creditor the run imports for (a few hundred rows).
-    create temp table simplicity_plaintiffs on commit drop as
-    select e.normalized_key as p_key, p.id as plaintiff_id
+    update pg_temp.simplicity_plaintiffs as f
+       set plaintiff_id = p.id
       from public.entities as e
       join public.plaintiffs as p on p.entity_id = e.id
-     where e.normalized_key in (
-         select b.p_key from pg_temp.simplicity_batch as b where b.outcome = 'imported'
-     );
-    analyze pg_temp.simplicity_plaintiffs;
+     where e.normalized_key = f.p_key;
 
-    -- 4. Judgments and their court cases, with the ids generated in step 1.
+    -- 5. Judgments and their court cases, with the ids generated in step 1.
     insert into public.judgments
         (id, plaintiff_id, debtor_entity_id, debtor_name, judgment_amount, balance_due, judgment_date,
          county, state, court, priority_level)
@@ -463,40 +580,31 @@ begin
       from pg_temp.simplicity_batch as b
       join pg_temp.simplicity_plaintiffs as pl on pl.p_key = b.p_key
       join public.entities as e on e.normalized_key = b.d_key
-     where b.outcome = 'imported'
+     where b.is_new
      order by b.judgment_id;
 
     insert into judgments.cases (id, judgment_id, case_number, court, county, state)
     select b.case_id, b.judgment_id, b.case_number, b.court, b.county, b.state
       from pg_temp.simplicity_batch as b
-     where b.outcome = 'imported'
+     where b.is_new
      order by b.case_id;
 
-    -- 5. Staging rows: outcome, reason and what each became. A repeated case number links to
-    --    the known case, or to what the run's first line with that number became.
+    -- 6. Staging rows: outcome, reason and what each became or links to (a record, not
+    --    foreign keys). No index covers the columns written here, and the table's fillfactor
+    --    leaves room on each page, so the rows are updated in place (HOT): no index entries,
+    --    no referential checks.
     update intake.simplicity_import_rows as s
-       set status = o.outcome,
-           error = o.error,
-           plaintiff_id = o.plaintiff_id,
-           judgment_id = o.judgment_id,
-           case_id = o.case_id,
+       set status = b.outcome,
+           error = b.error,
+           plaintiff_id = case when b.link_p_key is null then b.existing_plaintiff_id else pl.plaintiff_id end,
+           judgment_id = b.judgment_id,
+           case_id = b.case_id,
            processed_at = pg_catalog.now()
-      from (
-          select b.id, b.outcome, b.error,
-                 case when b.existing_case_id is not null then b.existing_plaintiff_id
-                      else pl.plaintiff_id end as plaintiff_id,
-                 coalesce(b.existing_judgment_id, b.judgment_id, f.judgment_id) as judgment_id,
-                 coalesce(b.existing_case_id, b.case_id, f.case_id) as case_id
-            from pg_temp.simplicity_batch as b
-            left join pg_temp.simplicity_batch as f
-              on b.outcome = 'duplicate' and b.existing_case_id is null and f.line_number = b.first_line
-            left join pg_temp.simplicity_plaintiffs as pl
-              on b.outcome <> 'failed' and b.existing_case_id is null
-             and pl.p_key = coalesce(f.p_key, b.p_key)
-      ) as o
-     where s.id = o.id;
+      from pg_temp.simplicity_batch as b
+      left join pg_temp.simplicity_plaintiffs as pl on pl.p_key = b.link_p_key
+     where s.id = b.id;
 
-    -- 6. The run's status and counters.
+    -- 7. The run's status and counters.
     update intake.simplicity_import_runs as r
        set status = 'completed',
            total_rows = k.total,
@@ -516,13 +624,16 @@ begin
       ) as k
      where r.id = p_run_id;
 
+    drop table pg_temp.simplicity_raw;
     drop table pg_temp.simplicity_batch;
     drop table pg_temp.simplicity_plaintiffs;
+    return v_rows;
 end;
 $$;
 
 comment on function intake.materialize_simplicity_run(uuid) is
     'The set-based body of process_simplicity_imports(): validate, dedupe, create entities, plaintiffs, '
-    'judgments and cases, mark staging rows and count. Internal; call process_simplicity_imports().';
+    'judgments and cases, mark staging rows and count; returns the number of rows processed. Internal; '
+    'call process_simplicity_imports().';
 
 revoke execute on function intake.materialize_simplicity_run(uuid) from public;

@@ -977,3 +977,175 @@ def test_each_validation_rule(db: Conn, column: int, value: Any, text: str) -> N
     error = one(db, "select error from intake.simplicity_import_rows where run_id = %s", (run_id,))
     assert text in error
     assert one(db, "select count(*) from public.judgments") == 0
+
+
+@pytest.mark.parametrize(
+    ("value", "stored"),
+    [
+        ("1200.5", "1200.50"),
+        ("007", "7.00"),
+        ("123456789012", "123456789012.00"),
+        ("123456789012.34", "123456789012.34"),
+        ("$1,200.50", "1200.50"),
+        ("$ 99", "99.00"),
+        ("1234567890123", None),
+        ("12.", None),
+        (".5", None),
+        ("5.555", None),
+        ("1.2.3", None),
+        ("12,34", None),
+        ("1\t2", None),
+    ],
+)
+def test_amount_rule(db: Conn, value: str, stored: str | None) -> None:
+    """Plain digits are parsed without the regular expression; the result is the rule's."""
+    row = list(GOOD)
+    row[7] = value
+    run_id = stage(db, [tuple(row)])
+    result = process(db, run_id)
+    assert result["imported_rows"] == (0 if stored is None else 1)
+    if stored is not None:
+        assert one(db, "select judgment_amount::text from public.judgments") == stored
+
+
+def test_time_ordered_uuid_layout(db: Conn) -> None:
+    """prefix, '7', the sequence's top 12 bits, '8', its low 20 bits, suffix."""
+    assert (
+        one(
+            db,
+            "select intake.time_ordered_uuid('0123456789ab', %s, 'abcdef0123')::text",
+            (0x1_12345678,),
+        )
+        == "01234567-89ab-7123-8456-78abcdef0123"
+    )
+    assert one(
+        db,
+        "select bool_and(intake.time_ordered_uuid('0123456789ab', n, 'ffffffffff')"
+        " < intake.time_ordered_uuid('0123456789ab', n + 1, '0000000000'))"
+        " from generate_series(0, 70000) as n",
+    )
+
+
+# A run with every kind of outcome: new rows, a repeat of the run's own case number on a
+# line naming another plaintiff, a case number an earlier run created, and bad rows.
+MIXED = [
+    GOOD,
+    ("Beta Capital Group", None, None, None, "Jane Doe", None, "CV-200", "10", None, None),
+    ("Gamma Trust", None, None, None, "Bob Brown", "person", " cv-200 ", "20", None, None),
+    ("Gamma Trust", None, None, None, "Bob Brown", "person", "CV-300", "30", None, None),
+    ("Gamma Trust", "bad", None, None, "Bob Brown", "person", "CV-301", "x", None, None),
+    ("Delta LLC", None, None, None, "Carl Cole", "person", "CV-100", "40", None, None),
+]
+
+
+def test_staging_rows_record_what_each_row_became(db: Conn) -> None:
+    """plaintiff_id, judgment_id and case_id of every processed staging row point at the
+    plaintiff, judgment and court case the row created or was linked to."""
+    process(db, stage(db, [GOOD]))
+    run_id = stage(db, MIXED)
+    result = process(db, run_id)
+    assert (result["imported_rows"], result["duplicate_rows"], result["failed_rows"]) == (2, 3, 1)
+    rows = db.execute(
+        """
+        select s.line_number, s.status,
+               s.plaintiff_id is not distinct from j.plaintiff_id
+                   and s.judgment_id is not distinct from c.judgment_id
+                   and s.case_id is not distinct from c.id as consistent,
+               c.case_number, p.name
+          from intake.simplicity_import_rows s
+          left join judgments.cases c on c.id = s.case_id
+          left join public.judgments j on j.id = s.judgment_id
+          left join public.plaintiffs p on p.id = s.plaintiff_id
+         where s.run_id = %s
+         order by s.line_number
+        """,
+        (run_id,),
+    ).fetchall()
+    assert rows == [
+        (2, "duplicate", True, "CV-100", "Acme Funding LLC"),
+        (3, "imported", True, "CV-200", "Beta Capital Group"),
+        (4, "duplicate", True, "CV-200", "Beta Capital Group"),
+        (5, "imported", True, "CV-300", "Gamma Trust"),
+        (6, "failed", True, None, None),
+        (7, "duplicate", True, "CV-100", "Acme Funding LLC"),
+    ]
+    assert db.execute(
+        "select plaintiff_id, judgment_id, case_id from intake.simplicity_import_rows"
+        " where run_id = %s and status = 'failed'",
+        (run_id,),
+    ).fetchall() == [(None, None, None)]
+
+
+def test_staging_rows_are_a_record_not_a_reference(db: Conn) -> None:
+    """The provenance columns are what the row became at import time, without foreign keys:
+    deleting what a row became is not blocked and leaves the row as it was, and processing
+    the run again changes nothing."""
+    run_id = stage(db, [GOOD])
+    process(db, run_id)
+    before = db.execute(
+        "select status, plaintiff_id, judgment_id, case_id from intake.simplicity_import_rows"
+        " where run_id = %s",
+        (run_id,),
+    ).fetchone()
+    assert before is not None
+    assert before[2] is not None
+    db.execute("delete from public.judgments where id = %s", (before[2],))
+    again = process(db, run_id)
+    assert again["processed_now"] == 0
+    after = db.execute(
+        "select status, plaintiff_id, judgment_id, case_id from intake.simplicity_import_rows"
+        " where run_id = %s",
+        (run_id,),
+    ).fetchone()
+    assert after == before
+
+
+def test_marking_the_staging_rows_is_a_hot_update(db: Conn) -> None:
+    """No index covers the columns the import writes on a staging row and the table keeps
+    free space on each page, so the rows are updated in place (HOT: no index insertions).
+    A row whose new version does not fit on its page (a long error message) is still
+    updated, just not in place; these short rows nearly all fit."""
+    run_id = stage(db, [(*GOOD[:6], f"CV-{i}", *GOOD[7:]) for i in range(300)])
+    process(db, run_id)
+    updated, hot = db.execute(
+        "select n_tup_upd, n_tup_hot_upd from pg_stat_xact_user_tables"
+        " where relid = 'intake.simplicity_import_rows'::regclass"
+    ).fetchone() or (None, None)
+    assert updated == 300
+    assert hot >= 0.9 * updated
+
+
+def test_an_entity_created_meanwhile_by_another_writer_is_used(fresh_db_url: str) -> None:
+    """The entity insert leaves out known identities instead of using ON CONFLICT; an entity
+    another transaction creates while the import runs makes it redo the insert with
+    ON CONFLICT DO NOTHING, and the judgment gets that writer's entity."""
+    with psycopg.connect(fresh_db_url) as setup:
+        run_id = stage(setup, [GOOD])
+        setup.commit()
+    with psycopg.connect(fresh_db_url) as writer, psycopg.connect(fresh_db_url) as importer:
+        writer_entity = entity(writer, {"entity_type": "person", "name": "SMITH, John"})
+        importer_pid = one(importer, "select pg_backend_pid()")
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            future = pool.submit(process, importer, run_id)
+            deadline = datetime.now(UTC) + timedelta(seconds=30)
+            while not one(
+                writer,
+                "select exists (select 1 from pg_locks where pid = %s and not granted)",
+                (importer_pid,),
+            ):
+                assert datetime.now(UTC) < deadline, "the import never waited for the writer"
+                assert not future.done(), future.result()
+                threading.Event().wait(0.05)
+            writer.commit()
+            result = future.result(timeout=30)
+        importer.commit()
+    assert (result["status"], result["imported_rows"]) == ("completed", 1)
+    with psycopg.connect(fresh_db_url) as conn:
+        assert (
+            one(
+                conn,
+                "select count(*) from public.entities where normalized_key = 'person:john smith'",
+            )
+            == 1
+        )
+        assert one(conn, "select debtor_entity_id from public.judgments") == writer_entity

@@ -537,6 +537,42 @@ def test_every_foreign_key_has_an_index(db: Conn) -> None:
     assert missing == []
 
 
+def test_import_staging_rows_record_outcomes_without_references_or_indexes(db: Conn) -> None:
+    """What a staging row became (plaintiff_id, judgment_id, case_id) is a record of the
+    import, not a foreign key; no index covers the columns process_simplicity_imports()
+    writes, and the table keeps free space on each page, so marking the rows is a HOT
+    update (docs/schema.md, "Intake")."""
+    foreign_keys = db.execute(
+        """
+        select con.conname, pg_catalog.array_agg(a.attname::text order by a.attname)
+        from pg_catalog.pg_constraint con
+        join pg_catalog.pg_attribute a
+          on a.attrelid = con.conrelid and a.attnum = any(con.conkey)
+        where con.conrelid = 'intake.simplicity_import_rows'::regclass and con.contype = 'f'
+        group by con.conname
+        """
+    ).fetchall()
+    assert foreign_keys == [("simplicity_import_rows_run_id_fkey", ["run_id"])]
+    indexed = db.execute(
+        """
+        select distinct a.attname::text
+        from pg_catalog.pg_index i
+        join pg_catalog.pg_attribute a on a.attrelid = i.indrelid
+        where i.indrelid = 'intake.simplicity_import_rows'::regclass
+          and (a.attnum = any(i.indkey)
+               or pg_catalog.pg_get_expr(i.indpred, i.indrelid) ~ ('\\m' || a.attname || '\\M')
+               or pg_catalog.pg_get_expr(i.indexprs, i.indrelid) ~ ('\\m' || a.attname || '\\M'))
+        order by 1
+        """
+    ).fetchall()
+    assert indexed == [("id",), ("line_number",), ("run_id",)]
+    assert one(
+        db,
+        "select reloptions from pg_catalog.pg_class"
+        " where oid = 'intake.simplicity_import_rows'::regclass",
+    ) == ["fillfactor=45"]
+
+
 def test_every_table_has_a_comment(db: Conn) -> None:
     missing = db.execute(
         """
