@@ -1,5 +1,6 @@
 -- The enrichment maintenance RPCs: set_case_enrichment(), set_case_scores() and
--- upsert_enrichment_bundle().
+-- upsert_enrichment_bundle(), the last one over enrichment.merge_bundles() (the same merge
+-- for many bundles at once, which enrich's batch path uses too).
 --
 -- Why: the enrich worker, Copilot and the planners must read identical numbers, so the
 -- score, its breakdown and the tier are written to judgments.cases by these functions only,
@@ -186,320 +187,324 @@ grant execute on function public.set_case_scores(uuid, numeric, numeric, numeric
 -- merge would not change is left alone and counted as unchanged.
 -- Returns {"case_id", "contacts": {"inserted","updated","unchanged"}, "assets": {...},
 --          "inserted", "updated", "unchanged"} (the last three are totals).
-create or replace function public.upsert_enrichment_bundle(bundle jsonb)
-returns jsonb
+--
+-- The rules live in ONE place, enrichment.merge_bundles(bundles), which validates,
+-- normalizes and merges any number of bundles set-based; upsert_enrichment_bundle() is that
+-- function applied to one bundle, raising the bundle's error, and enrich's batch path
+-- (enrichment.prepare_scoring_batch) applies it to a batch of jobs' bundles in one call. So
+-- the single and the batch paths cannot drift apart.
+--
+-- merge_bundles(p_bundles): p_bundles = [{"ref": integer, "bundle": <a bundle as above>}, ...].
+-- Returns one row per element: (ref, errcode, error, stored). A bundle with a problem has
+-- errcode and error (exactly what upsert_enrichment_bundle raises for it: 22023 and the first
+-- problem in the order bundle fields, contacts[0..], assets[0..], each item's fields in a fixed
+-- order; else P0002 when its case does not exist) and nothing of it is written; the others
+-- are merged and get stored = the counts above. A case may appear in one element only (a later
+-- element for the same case gets 22023): one INSERT ... ON CONFLICT may not touch a row twice.
+-- Everything happens in one statement, so a few executor starts serve the whole batch; for a
+-- single bundle that statement costs about as much as the per-item PL/pgSQL checks it replaced
+-- (docs/scoring.md, "Performance").
+--
+-- enable_seqscan = off, jit = off as in enrichment.prepare_scoring (20261127005010): the plan
+-- of this statement is cached for the life of a session, and planned while judgments.cases
+-- was small it would scan the whole table on every later call. plan_cache_mode =
+-- force_generic_plan: the argument's value cannot improve the plan (a jsonb array's length is
+-- unknown to the planner either way), so re-planning this large statement on each of the first
+-- calls, or on every call when the planner's cost comparison happens to favour custom plans,
+-- would be pure overhead (~1 ms a call).
+create or replace function enrichment.merge_bundles(p_bundles jsonb)
+returns table (ref bigint, errcode text, error text, stored jsonb)
 language plpgsql
 volatile
 security definer
 set search_path = ''
+set enable_seqscan = off
+set jit = off
+set plan_cache_mode = force_generic_plan
 as $$
-declare
-    v_case_id uuid;
-    v_source text;
-    v_item jsonb;
-    v_index integer;
-    v_unknown text;
-    v_type text;
-    v_value text;
-    v_normalized text;
-    v_item_source text;
-    v_key text;
-    v_contacts jsonb := '[]'::jsonb;
-    v_assets jsonb := '[]'::jsonb;
-    v_where text;
-    c_inserted integer := 0;
-    c_updated integer := 0;
-    c_total integer := 0;
-    a_inserted integer := 0;
-    a_updated integer := 0;
-    a_total integer := 0;
 begin
-    -- 1. Validate the whole bundle and build the normalized rows; nothing is written yet.
-    if bundle is null or pg_catalog.jsonb_typeof(bundle) <> 'object' then
-        raise exception using errcode = '22023', message = 'upsert_enrichment_bundle: bundle must be a JSON object';
-    end if;
-    -- (jsonb - keys) is a plain expression; the query naming the keys runs only on failure.
-    if (bundle - array['case_id', 'source', 'contacts', 'assets']) <> '{}'::jsonb then
-        select pg_catalog.string_agg(k, ', ' order by k) into v_unknown
-          from pg_catalog.jsonb_object_keys(bundle) as k
-         where k <> all (array['case_id', 'source', 'contacts', 'assets']);
-        raise exception using
-            errcode = '22023',
-            message = pg_catalog.format('upsert_enrichment_bundle: unknown field(s) %s', v_unknown);
+    if p_bundles is null or pg_catalog.jsonb_typeof(p_bundles) <> 'array' then
+        raise exception using errcode = '22023', message = 'merge_bundles: p_bundles must be a JSON array';
     end if;
 
-    if pg_catalog.jsonb_typeof(bundle -> 'case_id') is distinct from 'string'
-       or (bundle ->> 'case_id') !~* '^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$' then
-        raise exception using
-            errcode = '22023', message = 'upsert_enrichment_bundle: case_id must be a uuid string';
-    end if;
-    v_case_id := (bundle ->> 'case_id')::uuid;
-
-    if pg_catalog.jsonb_typeof(bundle -> 'source') not in ('string', 'null') then
-        raise exception using errcode = '22023', message = 'upsert_enrichment_bundle: source must be a string';
-    end if;
-    v_source := nullif(pg_catalog.btrim(bundle ->> 'source'), '');
-    if pg_catalog.length(v_source) > 200 then
-        raise exception using
-            errcode = '22023', message = 'upsert_enrichment_bundle: source must be at most 200 characters';
-    end if;
-
-    foreach v_where in array array['contacts', 'assets'] loop
-        if pg_catalog.jsonb_typeof(bundle -> v_where) not in ('array', 'null') then
-            raise exception using
-                errcode = '22023',
-                message = pg_catalog.format('upsert_enrichment_bundle: %s must be an array', v_where);
-        end if;
-        if pg_catalog.jsonb_typeof(bundle -> v_where) = 'array'
-           and pg_catalog.jsonb_array_length(bundle -> v_where) > 1000 then
-            raise exception using
-                errcode = '22023',
-                message = pg_catalog.format('upsert_enrichment_bundle: at most 1000 %s per bundle', v_where);
-        end if;
-    end loop;
-
-    -- Contacts.
-    for v_item, v_index in
-        select e.value, e.ordinality - 1
-          from pg_catalog.jsonb_array_elements(
-                   case when pg_catalog.jsonb_typeof(bundle -> 'contacts') = 'array'
-                        then bundle -> 'contacts' else '[]'::jsonb end
-               ) with ordinality as e
-    loop
-        v_where := pg_catalog.format('contacts[%s]', v_index);
-        if pg_catalog.jsonb_typeof(v_item) <> 'object' then
-            raise exception using
-                errcode = '22023',
-                message = pg_catalog.format('upsert_enrichment_bundle: %s must be an object', v_where);
-        end if;
-        -- (jsonb - keys) is a plain expression; the query naming the keys runs only on failure.
-        if (v_item - array['contact_type', 'value', 'source', 'confidence', 'is_verified', 'metadata']) <> '{}'::jsonb then
-            select pg_catalog.string_agg(k, ', ' order by k) into v_unknown
-              from pg_catalog.jsonb_object_keys(v_item) as k
-             where k <> all (array['contact_type', 'value', 'source', 'confidence', 'is_verified', 'metadata']);
-            raise exception using
-                errcode = '22023',
-                message = pg_catalog.format('upsert_enrichment_bundle: %s: unknown field(s) %s', v_where, v_unknown);
-        end if;
-        v_type := case when pg_catalog.jsonb_typeof(v_item -> 'contact_type') = 'string'
-                       then v_item ->> 'contact_type' end;
-        if v_type is null or v_type not in ('phone', 'email', 'address') then
-            raise exception using
-                errcode = '22023',
-                message = pg_catalog.format(
-                    'upsert_enrichment_bundle: %s.contact_type must be phone, email or address', v_where
-                );
-        end if;
-        v_value := case when pg_catalog.jsonb_typeof(v_item -> 'value') = 'string'
-                        then nullif(pg_catalog.btrim(v_item ->> 'value'), '') end;
-        if v_value is null or pg_catalog.length(v_value) > 1000 then
-            raise exception using
-                errcode = '22023',
-                message = pg_catalog.format(
-                    'upsert_enrichment_bundle: %s.value must be a non-empty string of at most 1000 characters',
-                    v_where
-                );
-        end if;
-        v_normalized := case v_type
-            when 'phone' then intake.normalize_phone(v_value)
-            when 'email' then intake.normalize_email(v_value)
-            else nullif(
-                pg_catalog.btrim(pg_catalog.regexp_replace(pg_catalog.lower(v_value), '[[:space:]]+', ' ', 'g')),
-                ''
-            )
-        end;
-        if v_normalized is null then
-            raise exception using
-                errcode = '22023',
-                message = pg_catalog.format(
-                    'upsert_enrichment_bundle: %s.value %s is not a valid %s',
-                    v_where, pg_catalog.quote_literal(v_value), v_type
-                );
-        end if;
-        if pg_catalog.jsonb_typeof(v_item -> 'source') not in ('string', 'null') then
-            raise exception using
-                errcode = '22023',
-                message = pg_catalog.format('upsert_enrichment_bundle: %s.source must be a string', v_where);
-        end if;
-        v_item_source := coalesce(nullif(pg_catalog.btrim(v_item ->> 'source'), ''), v_source);
-        if v_item_source is null or pg_catalog.length(v_item_source) > 200 then
-            raise exception using
-                errcode = '22023',
-                message = pg_catalog.format(
-                    'upsert_enrichment_bundle: %s.source (or the bundle''s source) is required, at most 200 characters',
-                    v_where
-                );
-        end if;
-        if pg_catalog.jsonb_typeof(v_item -> 'confidence') not in ('number', 'null')
-           or (pg_catalog.jsonb_typeof(v_item -> 'confidence') = 'number'
-               and (v_item ->> 'confidence')::numeric not between 0 and 1) then
-            raise exception using
-                errcode = '22023',
-                message = pg_catalog.format(
-                    'upsert_enrichment_bundle: %s.confidence must be a number between 0 and 1', v_where
-                );
-        end if;
-        if pg_catalog.jsonb_typeof(v_item -> 'is_verified') not in ('boolean', 'null') then
-            raise exception using
-                errcode = '22023',
-                message = pg_catalog.format('upsert_enrichment_bundle: %s.is_verified must be a boolean', v_where);
-        end if;
-        if pg_catalog.jsonb_typeof(v_item -> 'metadata') not in ('object', 'null') then
-            raise exception using
-                errcode = '22023',
-                message = pg_catalog.format('upsert_enrichment_bundle: %s.metadata must be an object', v_where);
-        end if;
-        v_contacts := v_contacts || pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
-            'ord', v_index,
-            'contact_type', v_type,
-            'value', v_value,
-            'normalized_value', v_normalized,
-            'source', v_item_source,
-            'confidence', case when pg_catalog.jsonb_typeof(v_item -> 'confidence') = 'number'
-                               then pg_catalog.round((v_item ->> 'confidence')::numeric, 2) end,
-            'is_verified', coalesce((v_item ->> 'is_verified')::boolean, false),
-            'metadata', case when pg_catalog.jsonb_typeof(v_item -> 'metadata') = 'object'
-                             then v_item -> 'metadata' else '{}'::jsonb end
-        ));
-    end loop;
-
-    -- Assets.
-    for v_item, v_index in
-        select e.value, e.ordinality - 1
-          from pg_catalog.jsonb_array_elements(
-                   case when pg_catalog.jsonb_typeof(bundle -> 'assets') = 'array'
-                        then bundle -> 'assets' else '[]'::jsonb end
-               ) with ordinality as e
-    loop
-        v_where := pg_catalog.format('assets[%s]', v_index);
-        if pg_catalog.jsonb_typeof(v_item) <> 'object' then
-            raise exception using
-                errcode = '22023',
-                message = pg_catalog.format('upsert_enrichment_bundle: %s must be an object', v_where);
-        end if;
-        -- (jsonb - keys) is a plain expression; the query naming the keys runs only on failure.
-        if (v_item - array['asset_type', 'asset_key', 'description', 'institution', 'estimated_value',
-                           'details', 'source', 'confidence']) <> '{}'::jsonb then
-            select pg_catalog.string_agg(k, ', ' order by k) into v_unknown
-              from pg_catalog.jsonb_object_keys(v_item) as k
-             where k <> all (array['asset_type', 'asset_key', 'description', 'institution', 'estimated_value',
-                                   'details', 'source', 'confidence']);
-            raise exception using
-                errcode = '22023',
-                message = pg_catalog.format('upsert_enrichment_bundle: %s: unknown field(s) %s', v_where, v_unknown);
-        end if;
-        v_type := case when pg_catalog.jsonb_typeof(v_item -> 'asset_type') = 'string'
-                       then v_item ->> 'asset_type' end;
-        if v_type is null or v_type not in ('bank', 'employer', 'real_property', 'vehicle', 'other') then
-            raise exception using
-                errcode = '22023',
-                message = pg_catalog.format(
-                    'upsert_enrichment_bundle: %s.asset_type must be bank, employer, real_property, vehicle or other',
-                    v_where
-                );
-        end if;
-        foreach v_value in array array['asset_key', 'description', 'institution', 'source'] loop
-            if pg_catalog.jsonb_typeof(v_item -> v_value) not in ('string', 'null')
-               or pg_catalog.length(v_item ->> v_value) > 2000 then
-                raise exception using
-                    errcode = '22023',
-                    message = pg_catalog.format(
-                        'upsert_enrichment_bundle: %s.%s must be a string of at most 2000 characters',
-                        v_where, v_value
-                    );
-            end if;
-        end loop;
-        if pg_catalog.jsonb_typeof(v_item -> 'details') not in ('object', 'null') then
-            raise exception using
-                errcode = '22023',
-                message = pg_catalog.format('upsert_enrichment_bundle: %s.details must be an object', v_where);
-        end if;
-        if pg_catalog.jsonb_typeof(v_item -> 'estimated_value') not in ('number', 'null')
-           or (pg_catalog.jsonb_typeof(v_item -> 'estimated_value') = 'number'
-               and ((v_item ->> 'estimated_value')::numeric < 0
-                    or pg_catalog.round((v_item ->> 'estimated_value')::numeric, 2) >= 1e12)) then
-            raise exception using
-                errcode = '22023',
-                message = pg_catalog.format(
-                    'upsert_enrichment_bundle: %s.estimated_value must be a number from 0 to 999999999999.99',
-                    v_where
-                );
-        end if;
-        if pg_catalog.jsonb_typeof(v_item -> 'confidence') not in ('number', 'null')
-           or (pg_catalog.jsonb_typeof(v_item -> 'confidence') = 'number'
-               and (v_item ->> 'confidence')::numeric not between 0 and 1) then
-            raise exception using
-                errcode = '22023',
-                message = pg_catalog.format(
-                    'upsert_enrichment_bundle: %s.confidence must be a number between 0 and 1', v_where
-                );
-        end if;
-        v_key := nullif(pg_catalog.btrim(pg_catalog.regexp_replace(pg_catalog.lower(coalesce(
-            nullif(pg_catalog.btrim(v_item ->> 'asset_key'), ''),
-            case v_type
-                when 'bank' then nullif(pg_catalog.btrim(v_item ->> 'institution'), '')
-                                 || coalesce(':' || nullif(pg_catalog.btrim(v_item -> 'details' ->> 'account_last4'), ''), '')
-                when 'vehicle' then nullif(pg_catalog.btrim(v_item -> 'details' ->> 'vin'), '')
-                when 'real_property' then nullif(pg_catalog.btrim(v_item -> 'details' ->> 'parcel_id'), '')
-            end,
-            nullif(pg_catalog.btrim(v_item ->> 'institution'), ''),
-            nullif(pg_catalog.btrim(v_item ->> 'description'), '')
-        )), '[[:space:]]+', ' ', 'g')), '');
-        if v_key is null then
-            raise exception using
-                errcode = '22023',
-                message = pg_catalog.format(
-                    'upsert_enrichment_bundle: %s needs an asset_key, an institution or a description', v_where
-                );
-        end if;
-        v_item_source := coalesce(nullif(pg_catalog.btrim(v_item ->> 'source'), ''), v_source);
-        if v_item_source is null then
-            raise exception using
-                errcode = '22023',
-                message = pg_catalog.format(
-                    'upsert_enrichment_bundle: %s.source (or the bundle''s source) is required', v_where
-                );
-        end if;
-        v_assets := v_assets || pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
-            'ord', v_index,
-            'asset_type', v_type,
-            'asset_key', v_key,
-            'description', nullif(pg_catalog.btrim(v_item ->> 'description'), ''),
-            'institution', nullif(pg_catalog.btrim(v_item ->> 'institution'), ''),
-            'estimated_value', case when pg_catalog.jsonb_typeof(v_item -> 'estimated_value') = 'number'
-                                    then pg_catalog.round((v_item ->> 'estimated_value')::numeric, 2) end,
-            'details', case when pg_catalog.jsonb_typeof(v_item -> 'details') = 'object'
-                            then v_item -> 'details' else '{}'::jsonb end,
-            'source', v_item_source,
-            'confidence', case when pg_catalog.jsonb_typeof(v_item -> 'confidence') = 'number'
-                               then pg_catalog.round((v_item ->> 'confidence')::numeric, 2) end
-        ));
-    end loop;
-
-    -- The case must exist; lock it (key share) so it cannot disappear mid-merge.
-    perform 1 from judgments.cases as c where c.id = v_case_id for key share;
-    if not found then
-        raise exception using
-            errcode = 'P0002',
-            message = pg_catalog.format('upsert_enrichment_bundle: case %s does not exist in judgments.cases', v_case_id);
-    end if;
-
-    -- 2. Merge, set-based. Rows the merge would not change are skipped by the WHERE of
-    --    DO UPDATE, so they are neither rewritten nor counted.
-    with items as (
-        select distinct on (x.contact_type, x.normalized_value) x.*
-          from pg_catalog.jsonb_to_recordset(v_contacts) as x(
-                   ord integer, contact_type text, value text, normalized_value text, source text,
-                   confidence numeric, is_verified boolean, metadata jsonb)
-         order by x.contact_type, x.normalized_value, x.ord desc
+    return query
+    with input as (
+        select e.ordinality as pos,
+               (e.value ->> 'ref')::bigint as ref,
+               coalesce(e.value -> 'bundle', 'null'::jsonb) as b
+          from pg_catalog.jsonb_array_elements(p_bundles) with ordinality as e
     ),
-    merged as (
+    -- 1. Validate every bundle and build its normalized rows; nothing is written yet.
+    --    Each CASE lists the checks in the order the single path reports them.
+    bundles as materialized (
+        select i.pos, i.ref, i.b,
+               nullif(pg_catalog.btrim(i.b ->> 'source'), '') as source,
+               case
+                   when pg_catalog.jsonb_typeof(i.b) <> 'object' then
+                       'upsert_enrichment_bundle: bundle must be a JSON object'
+                   -- (jsonb - keys) is a plain expression; the query naming the keys runs only on failure.
+                   when (i.b - array['case_id', 'source', 'contacts', 'assets']) <> '{}'::jsonb then
+                       pg_catalog.format(
+                           'upsert_enrichment_bundle: unknown field(s) %s',
+                           (select pg_catalog.string_agg(k, ', ' order by k)
+                              from pg_catalog.jsonb_object_keys(i.b) as k
+                             where k <> all (array['case_id', 'source', 'contacts', 'assets']))
+                       )
+                   when pg_catalog.jsonb_typeof(i.b -> 'case_id') is distinct from 'string'
+                        or (i.b ->> 'case_id') !~* '^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$' then
+                       'upsert_enrichment_bundle: case_id must be a uuid string'
+                   when pg_catalog.jsonb_typeof(i.b -> 'source') not in ('string', 'null') then
+                       'upsert_enrichment_bundle: source must be a string'
+                   when pg_catalog.length(nullif(pg_catalog.btrim(i.b ->> 'source'), '')) > 200 then
+                       'upsert_enrichment_bundle: source must be at most 200 characters'
+                   when pg_catalog.jsonb_typeof(i.b -> 'contacts') not in ('array', 'null') then
+                       'upsert_enrichment_bundle: contacts must be an array'
+                   when pg_catalog.jsonb_typeof(i.b -> 'contacts') = 'array'
+                        and pg_catalog.jsonb_array_length(i.b -> 'contacts') > 1000 then
+                       'upsert_enrichment_bundle: at most 1000 contacts per bundle'
+                   when pg_catalog.jsonb_typeof(i.b -> 'assets') not in ('array', 'null') then
+                       'upsert_enrichment_bundle: assets must be an array'
+                   when pg_catalog.jsonb_typeof(i.b -> 'assets') = 'array'
+                        and pg_catalog.jsonb_array_length(i.b -> 'assets') > 1000 then
+                       'upsert_enrichment_bundle: at most 1000 assets per bundle'
+               end as error
+          from input as i
+    ),
+    contact_fields as (
+        select b.pos, e.ordinality - 1 as ord, e.value as item,
+               pg_catalog.format('contacts[%s]', e.ordinality - 1) as loc,
+               case when pg_catalog.jsonb_typeof(e.value -> 'contact_type') = 'string'
+                    then e.value ->> 'contact_type' end as contact_type,
+               case when pg_catalog.jsonb_typeof(e.value -> 'value') = 'string'
+                    then nullif(pg_catalog.btrim(e.value ->> 'value'), '') end as value,
+               coalesce(nullif(pg_catalog.btrim(e.value ->> 'source'), ''), b.source) as source
+          from bundles as b
+         cross join lateral pg_catalog.jsonb_array_elements(
+                   case when b.error is null and pg_catalog.jsonb_typeof(b.b -> 'contacts') = 'array'
+                        then b.b -> 'contacts' else '[]'::jsonb end
+               ) with ordinality as e
+    ),
+    contacts as materialized (
+        select f.pos, f.ord, f.contact_type, f.value, n.normalized_value, f.source,
+               case when pg_catalog.jsonb_typeof(f.item -> 'confidence') = 'number'
+                    then pg_catalog.round((f.item ->> 'confidence')::numeric, 2) end as confidence,
+               case when pg_catalog.jsonb_typeof(f.item -> 'is_verified') = 'boolean'
+                    then (f.item ->> 'is_verified')::boolean else false end as is_verified,
+               case when pg_catalog.jsonb_typeof(f.item -> 'metadata') = 'object'
+                    then f.item -> 'metadata' else '{}'::jsonb end as metadata,
+               case
+                   when pg_catalog.jsonb_typeof(f.item) <> 'object' then
+                       pg_catalog.format('upsert_enrichment_bundle: %s must be an object', f.loc)
+                   when (f.item - array['contact_type', 'value', 'source', 'confidence', 'is_verified', 'metadata'])
+                        <> '{}'::jsonb then
+                       pg_catalog.format(
+                           'upsert_enrichment_bundle: %s: unknown field(s) %s', f.loc,
+                           (select pg_catalog.string_agg(k, ', ' order by k)
+                              from pg_catalog.jsonb_object_keys(f.item) as k
+                             where k <> all (array['contact_type', 'value', 'source', 'confidence',
+                                                   'is_verified', 'metadata']))
+                       )
+                   when f.contact_type is null or f.contact_type not in ('phone', 'email', 'address') then
+                       pg_catalog.format(
+                           'upsert_enrichment_bundle: %s.contact_type must be phone, email or address', f.loc)
+                   when f.value is null or pg_catalog.length(f.value) > 1000 then
+                       pg_catalog.format(
+                           'upsert_enrichment_bundle: %s.value must be a non-empty string of at most 1000 characters',
+                           f.loc)
+                   when n.normalized_value is null then
+                       pg_catalog.format(
+                           'upsert_enrichment_bundle: %s.value %s is not a valid %s',
+                           f.loc, pg_catalog.quote_literal(f.value), f.contact_type)
+                   when pg_catalog.jsonb_typeof(f.item -> 'source') not in ('string', 'null') then
+                       pg_catalog.format('upsert_enrichment_bundle: %s.source must be a string', f.loc)
+                   when f.source is null or pg_catalog.length(f.source) > 200 then
+                       pg_catalog.format(
+                           'upsert_enrichment_bundle: %s.source (or the bundle''s source) is required, at most 200 characters',
+                           f.loc)
+                   when pg_catalog.jsonb_typeof(f.item -> 'confidence') not in ('number', 'null')
+                        or (pg_catalog.jsonb_typeof(f.item -> 'confidence') = 'number'
+                            and (f.item ->> 'confidence')::numeric not between 0 and 1) then
+                       pg_catalog.format(
+                           'upsert_enrichment_bundle: %s.confidence must be a number between 0 and 1', f.loc)
+                   when pg_catalog.jsonb_typeof(f.item -> 'is_verified') not in ('boolean', 'null') then
+                       pg_catalog.format('upsert_enrichment_bundle: %s.is_verified must be a boolean', f.loc)
+                   when pg_catalog.jsonb_typeof(f.item -> 'metadata') not in ('object', 'null') then
+                       pg_catalog.format('upsert_enrichment_bundle: %s.metadata must be an object', f.loc)
+               end as error
+          from contact_fields as f
+         cross join lateral (
+                select case f.contact_type
+                           when 'phone' then intake.normalize_phone(f.value)
+                           when 'email' then intake.normalize_email(f.value)
+                           else nullif(pg_catalog.btrim(pg_catalog.regexp_replace(
+                                    pg_catalog.lower(f.value), '[[:space:]]+', ' ', 'g')), '')
+                       end as normalized_value
+               ) as n
+    ),
+    asset_fields as (
+        select b.pos, e.ordinality - 1 as ord, e.value as item,
+               pg_catalog.format('assets[%s]', e.ordinality - 1) as loc,
+               case when pg_catalog.jsonb_typeof(e.value -> 'asset_type') = 'string'
+                    then e.value ->> 'asset_type' end as asset_type,
+               coalesce(nullif(pg_catalog.btrim(e.value ->> 'source'), ''), b.source) as source
+          from bundles as b
+         cross join lateral pg_catalog.jsonb_array_elements(
+                   case when b.error is null and pg_catalog.jsonb_typeof(b.b -> 'assets') = 'array'
+                        then b.b -> 'assets' else '[]'::jsonb end
+               ) with ordinality as e
+    ),
+    assets as materialized (
+        select f.pos, f.ord, f.asset_type, k.asset_key,
+               nullif(pg_catalog.btrim(f.item ->> 'description'), '') as description,
+               nullif(pg_catalog.btrim(f.item ->> 'institution'), '') as institution,
+               case when pg_catalog.jsonb_typeof(f.item -> 'estimated_value') = 'number'
+                    then pg_catalog.round((f.item ->> 'estimated_value')::numeric, 2) end as estimated_value,
+               case when pg_catalog.jsonb_typeof(f.item -> 'details') = 'object'
+                    then f.item -> 'details' else '{}'::jsonb end as details,
+               f.source,
+               case when pg_catalog.jsonb_typeof(f.item -> 'confidence') = 'number'
+                    then pg_catalog.round((f.item ->> 'confidence')::numeric, 2) end as confidence,
+               case
+                   when pg_catalog.jsonb_typeof(f.item) <> 'object' then
+                       pg_catalog.format('upsert_enrichment_bundle: %s must be an object', f.loc)
+                   when (f.item - array['asset_type', 'asset_key', 'description', 'institution', 'estimated_value',
+                                        'details', 'source', 'confidence']) <> '{}'::jsonb then
+                       pg_catalog.format(
+                           'upsert_enrichment_bundle: %s: unknown field(s) %s', f.loc,
+                           (select pg_catalog.string_agg(k, ', ' order by k)
+                              from pg_catalog.jsonb_object_keys(f.item) as k
+                             where k <> all (array['asset_type', 'asset_key', 'description', 'institution',
+                                                   'estimated_value', 'details', 'source', 'confidence']))
+                       )
+                   when f.asset_type is null
+                        or f.asset_type not in ('bank', 'employer', 'real_property', 'vehicle', 'other') then
+                       pg_catalog.format(
+                           'upsert_enrichment_bundle: %s.asset_type must be bank, employer, real_property, vehicle or other',
+                           f.loc)
+                   when pg_catalog.jsonb_typeof(f.item -> 'asset_key') not in ('string', 'null')
+                        or pg_catalog.length(f.item ->> 'asset_key') > 2000 then
+                       pg_catalog.format(
+                           'upsert_enrichment_bundle: %s.%s must be a string of at most 2000 characters',
+                           f.loc, 'asset_key')
+                   when pg_catalog.jsonb_typeof(f.item -> 'description') not in ('string', 'null')
+                        or pg_catalog.length(f.item ->> 'description') > 2000 then
+                       pg_catalog.format(
+                           'upsert_enrichment_bundle: %s.%s must be a string of at most 2000 characters',
+                           f.loc, 'description')
+                   when pg_catalog.jsonb_typeof(f.item -> 'institution') not in ('string', 'null')
+                        or pg_catalog.length(f.item ->> 'institution') > 2000 then
+                       pg_catalog.format(
+                           'upsert_enrichment_bundle: %s.%s must be a string of at most 2000 characters',
+                           f.loc, 'institution')
+                   when pg_catalog.jsonb_typeof(f.item -> 'source') not in ('string', 'null')
+                        or pg_catalog.length(f.item ->> 'source') > 2000 then
+                       pg_catalog.format(
+                           'upsert_enrichment_bundle: %s.%s must be a string of at most 2000 characters',
+                           f.loc, 'source')
+                   when pg_catalog.jsonb_typeof(f.item -> 'details') not in ('object', 'null') then
+                       pg_catalog.format('upsert_enrichment_bundle: %s.details must be an object', f.loc)
+                   when pg_catalog.jsonb_typeof(f.item -> 'estimated_value') not in ('number', 'null')
+                        or (pg_catalog.jsonb_typeof(f.item -> 'estimated_value') = 'number'
+                            and ((f.item ->> 'estimated_value')::numeric < 0
+                                 or pg_catalog.round((f.item ->> 'estimated_value')::numeric, 2) >= 1e12)) then
+                       pg_catalog.format(
+                           'upsert_enrichment_bundle: %s.estimated_value must be a number from 0 to 999999999999.99',
+                           f.loc)
+                   when pg_catalog.jsonb_typeof(f.item -> 'confidence') not in ('number', 'null')
+                        or (pg_catalog.jsonb_typeof(f.item -> 'confidence') = 'number'
+                            and (f.item ->> 'confidence')::numeric not between 0 and 1) then
+                       pg_catalog.format(
+                           'upsert_enrichment_bundle: %s.confidence must be a number between 0 and 1', f.loc)
+                   when k.asset_key is null then
+                       pg_catalog.format(
+                           'upsert_enrichment_bundle: %s needs an asset_key, an institution or a description', f.loc)
+                   when f.source is null then
+                       pg_catalog.format(
+                           'upsert_enrichment_bundle: %s.source (or the bundle''s source) is required', f.loc)
+               end as error
+          from asset_fields as f
+         cross join lateral (
+                select nullif(pg_catalog.btrim(pg_catalog.regexp_replace(pg_catalog.lower(coalesce(
+                           nullif(pg_catalog.btrim(f.item ->> 'asset_key'), ''),
+                           case f.asset_type
+                               when 'bank' then nullif(pg_catalog.btrim(f.item ->> 'institution'), '')
+                                                || coalesce(':' || nullif(pg_catalog.btrim(
+                                                       f.item -> 'details' ->> 'account_last4'), ''), '')
+                               when 'vehicle' then nullif(pg_catalog.btrim(f.item -> 'details' ->> 'vin'), '')
+                               when 'real_property' then nullif(pg_catalog.btrim(f.item -> 'details' ->> 'parcel_id'), '')
+                           end,
+                           nullif(pg_catalog.btrim(f.item ->> 'institution'), ''),
+                           nullif(pg_catalog.btrim(f.item ->> 'description'), '')
+                       )), '[[:space:]]+', ' ', 'g')), '') as asset_key
+               ) as k
+    ),
+    -- The first problem of each bundle: its own fields, then its first bad contact, then its
+    -- first bad asset (the order the single path reports them in).
+    contact_errors as (
+        select distinct on (c.pos) c.pos, c.error
+          from contacts as c
+         where c.error is not null
+         order by c.pos, c.ord
+    ),
+    asset_errors as (
+        select distinct on (a.pos) a.pos, a.error
+          from assets as a
+         where a.error is not null
+         order by a.pos, a.ord
+    ),
+    checked as materialized (
+        select b.pos, b.ref,
+               case when coalesce(b.error, ce.error, ae.error) is null
+                    then (b.b ->> 'case_id')::uuid end as case_id,
+               coalesce(b.error, ce.error, ae.error) as error
+          from bundles as b
+          left join contact_errors as ce on ce.pos = b.pos
+          left join asset_errors as ae on ae.pos = b.pos
+    ),
+    -- The cases must exist; lock them (key share, in id order) so none can disappear mid-merge.
+    present as materialized (
+        select c.id
+          from judgments.cases as c
+         where c.id = any (array(select k.case_id from checked as k where k.error is null))
+         order by c.id
+           for key share
+    ),
+    outcome as materialized (
+        select k.pos, k.ref, k.case_id,
+               case
+                   when k.error is not null then '22023'
+                   when pg_catalog.row_number() over (partition by k.case_id order by k.pos) > 1 then '22023'
+                   when p.id is null then 'P0002'
+               end as errcode,
+               case
+                   when k.error is not null then k.error
+                   when pg_catalog.row_number() over (partition by k.case_id order by k.pos) > 1 then
+                       pg_catalog.format('merge_bundles: case %s is in more than one bundle of this call', k.case_id)
+                   when p.id is null then
+                       pg_catalog.format('upsert_enrichment_bundle: case %s does not exist in judgments.cases', k.case_id)
+               end as error
+          from checked as k
+          left join present as p on p.id = k.case_id
+    ),
+    -- 2. Merge the valid bundles, set-based. Items of one bundle with the same key: the last
+    --    wins. Rows the merge would not change are skipped by the WHERE of DO UPDATE, so they
+    --    are neither rewritten nor counted.
+    contact_rows as (
+        select distinct on (o.case_id, c.contact_type, c.normalized_value)
+               o.case_id, c.contact_type, c.value, c.normalized_value, c.source, c.confidence,
+               c.is_verified, c.metadata
+          from outcome as o
+          join contacts as c on c.pos = o.pos
+         where o.errcode is null
+         order by o.case_id, c.contact_type, c.normalized_value, c.ord desc
+    ),
+    contacts_merged as (
         insert into enrichment.contacts as c
             (case_id, contact_type, value, normalized_value, source, confidence, is_verified, metadata)
-        select v_case_id, i.contact_type, i.value, i.normalized_value, i.source, i.confidence,
+        select i.case_id, i.contact_type, i.value, i.normalized_value, i.source, i.confidence,
                i.is_verified, i.metadata
-          from items as i
-         order by i.contact_type, i.normalized_value
+          from contact_rows as i
+         order by i.case_id, i.contact_type, i.normalized_value
         on conflict (case_id, contact_type, normalized_value) do update
            set value = excluded.value,
                source = excluded.source,
@@ -510,29 +515,25 @@ begin
                is distinct from
                (excluded.value, excluded.source, coalesce(excluded.confidence, c.confidence),
                 c.is_verified or excluded.is_verified, c.metadata || excluded.metadata)
-        returning (c.xmax = 0) as inserted
-    )
-    select (select pg_catalog.count(*) from items),
-           pg_catalog.count(*) filter (where m.inserted),
-           pg_catalog.count(*) filter (where not m.inserted)
-      into c_total, c_inserted, c_updated
-      from merged as m;
-
-    with items as (
-        select distinct on (x.asset_type, x.asset_key) x.*
-          from pg_catalog.jsonb_to_recordset(v_assets) as x(
-                   ord integer, asset_type text, asset_key text, description text, institution text,
-                   estimated_value numeric, details jsonb, source text, confidence numeric)
-         order by x.asset_type, x.asset_key, x.ord desc
+        returning c.case_id, (c.xmax = 0) as inserted
     ),
-    merged as (
+    asset_rows as (
+        select distinct on (o.case_id, a.asset_type, a.asset_key)
+               o.case_id, a.asset_type, a.asset_key, a.description, a.institution, a.estimated_value,
+               a.details, a.source, a.confidence
+          from outcome as o
+          join assets as a on a.pos = o.pos
+         where o.errcode is null
+         order by o.case_id, a.asset_type, a.asset_key, a.ord desc
+    ),
+    assets_merged as (
         insert into enrichment.assets as a
             (case_id, asset_type, asset_key, description, institution, estimated_value, details,
              source, confidence)
-        select v_case_id, i.asset_type, i.asset_key, i.description, i.institution, i.estimated_value,
+        select i.case_id, i.asset_type, i.asset_key, i.description, i.institution, i.estimated_value,
                i.details, i.source, i.confidence
-          from items as i
-         order by i.asset_type, i.asset_key
+          from asset_rows as i
+         order by i.case_id, i.asset_type, i.asset_key
         on conflict (case_id, asset_type, asset_key) do update
            set description = coalesce(excluded.description, a.description),
                institution = coalesce(excluded.institution, a.institution),
@@ -545,24 +546,86 @@ begin
                (coalesce(excluded.description, a.description), coalesce(excluded.institution, a.institution),
                 coalesce(excluded.estimated_value, a.estimated_value), a.details || excluded.details,
                 excluded.source, coalesce(excluded.confidence, a.confidence))
-        returning (a.xmax = 0) as inserted
+        returning a.case_id, (a.xmax = 0) as inserted
+    ),
+    counts as (
+        select x.case_id,
+               pg_catalog.sum(x.c_total)::integer as c_total,
+               pg_catalog.sum(x.c_inserted)::integer as c_inserted,
+               pg_catalog.sum(x.c_updated)::integer as c_updated,
+               pg_catalog.sum(x.a_total)::integer as a_total,
+               pg_catalog.sum(x.a_inserted)::integer as a_inserted,
+               pg_catalog.sum(x.a_updated)::integer as a_updated
+          from (
+                select r.case_id, 1 as c_total, 0 as c_inserted, 0 as c_updated,
+                       0 as a_total, 0 as a_inserted, 0 as a_updated
+                  from contact_rows as r
+                union all
+                select m.case_id, 0, m.inserted::integer, (not m.inserted)::integer, 0, 0, 0
+                  from contacts_merged as m
+                union all
+                select r.case_id, 0, 0, 0, 1, 0, 0
+                  from asset_rows as r
+                union all
+                select m.case_id, 0, 0, 0, 0, m.inserted::integer, (not m.inserted)::integer
+                  from assets_merged as m
+               ) as x
+         group by x.case_id
     )
-    select (select pg_catalog.count(*) from items),
-           pg_catalog.count(*) filter (where m.inserted),
-           pg_catalog.count(*) filter (where not m.inserted)
-      into a_total, a_inserted, a_updated
-      from merged as m;
+    select o.ref, o.errcode, o.error,
+           case when o.errcode is null then pg_catalog.jsonb_build_object(
+               'case_id', o.case_id,
+               'contacts', pg_catalog.jsonb_build_object(
+                   'inserted', coalesce(n.c_inserted, 0),
+                   'updated', coalesce(n.c_updated, 0),
+                   'unchanged', coalesce(n.c_total - n.c_inserted - n.c_updated, 0)),
+               'assets', pg_catalog.jsonb_build_object(
+                   'inserted', coalesce(n.a_inserted, 0),
+                   'updated', coalesce(n.a_updated, 0),
+                   'unchanged', coalesce(n.a_total - n.a_inserted - n.a_updated, 0)),
+               'inserted', coalesce(n.c_inserted + n.a_inserted, 0),
+               'updated', coalesce(n.c_updated + n.a_updated, 0),
+               'unchanged', coalesce((n.c_total - n.c_inserted - n.c_updated)
+                                     + (n.a_total - n.a_inserted - n.a_updated), 0)
+           ) end
+      from outcome as o
+      left join counts as n on n.case_id = o.case_id and o.errcode is null
+     order by o.pos;
+end;
+$$;
 
-    return pg_catalog.jsonb_build_object(
-        'case_id', v_case_id,
-        'contacts', pg_catalog.jsonb_build_object(
-            'inserted', c_inserted, 'updated', c_updated, 'unchanged', c_total - c_inserted - c_updated),
-        'assets', pg_catalog.jsonb_build_object(
-            'inserted', a_inserted, 'updated', a_updated, 'unchanged', a_total - a_inserted - a_updated),
-        'inserted', c_inserted + a_inserted,
-        'updated', c_updated + a_updated,
-        'unchanged', (c_total - c_inserted - c_updated) + (a_total - a_inserted - a_updated)
-    );
+comment on function enrichment.merge_bundles(jsonb) is
+    'The validation, normalization and merge of upsert_enrichment_bundle() for many bundles at once: '
+    'p_bundles = [{"ref": integer, "bundle": {...}}]; one row (ref, errcode, error, stored) per element. '
+    'A bundle with a problem gets the error upsert_enrichment_bundle() raises for it (22023, P0002) and '
+    'nothing of it is written; the others are merged and get its counts. Used by upsert_enrichment_bundle() '
+    'and enrichment.prepare_scoring_batch(). Service role and fleet only.';
+
+revoke execute on function enrichment.merge_bundles(jsonb) from public, anon, authenticated;
+grant execute on function enrichment.merge_bundles(jsonb) to service_role, dragonfly_worker;
+
+create or replace function public.upsert_enrichment_bundle(bundle jsonb)
+returns jsonb
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+declare
+    v_errcode text;
+    v_error text;
+    v_stored jsonb;
+begin
+    -- One bundle through the shared set-based implementation (see enrichment.merge_bundles).
+    select m.errcode, m.error, m.stored
+      into v_errcode, v_error, v_stored
+      from enrichment.merge_bundles(
+               pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object('ref', 0, 'bundle', bundle))
+           ) as m;
+    if v_errcode is not null then
+        raise exception using errcode = v_errcode, message = v_error;
+    end if;
+    return v_stored;
 end;
 $$;
 

@@ -4,7 +4,8 @@
 - :mod:`workers.enrich.bundle` — the vendor bundle models;
 - :mod:`workers.enrich.vendor` — the HTTP vendor adapter;
 - :mod:`workers.enrich.scoring` — the collectability model and its weights;
-- :mod:`workers.enrich.handler` — the handler.
+- :mod:`workers.enrich.handler` — the handler;
+- :mod:`workers.enrich.batch` — the batch handler (many jobs in a few round trips).
 
 docs/scoring.md is the reference.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from workers.enrich.batch import handle_batch
 from workers.enrich.handler import handle
 from workers.enrich.payload import EnrichPayload
 from workers.enrich.vendor import HttpEnrichmentVendor
@@ -35,6 +37,12 @@ def make_adapters(settings: Settings) -> Mapping[str, Any]:
     return {"enrich_vendor": vendor}
 
 
-JOB = JobKind(kind="enrich", payload=EnrichPayload, handle=handle, adapters=make_adapters)
+JOB = JobKind(
+    kind="enrich",
+    payload=EnrichPayload,
+    handle=handle,
+    adapters=make_adapters,
+    handle_batch=handle_batch,
+)
 
 __all__ = ["JOB", "EnrichPayload", "make_adapters"]

@@ -15,6 +15,10 @@ tier of an open enforcement case changed:
 
 Without a bundle in the payload the vendor adapter (if configured) is asked first;
 the context it needs is read without a lock, so no row is locked during the call.
+
+Most jobs of a busy queue do not come here one at a time: :mod:`workers.enrich.batch`
+runs a batch's jobs together through the batch forms of the same two functions, and
+only what it leaves (vendor pulls, a case's later jobs, refused bundles) runs here.
 """
 
 from __future__ import annotations
@@ -85,6 +89,34 @@ def plan_key(enforcement_case_id: UUID, tier: str, idempotency_key: str) -> str:
     return f"plan:{enforcement_case_id}:{tier}:sha256:{digest}"
 
 
+def plan_job(
+    recorded: Recorded, breakdown: ScoreBreakdown, idempotency_key: str
+) -> dict[str, Any] | None:
+    """The ``enforce`` plan job for the enforcement case whose tier this job changed, if any."""
+    if not recorded.enforcement_tier_changed or recorded.enforcement_case_id is None:
+        return None
+    previous = recorded.enforcement_previous_tier or "unscored"
+    return {
+        "kind": "enforce",
+        "idempotency_key": plan_key(recorded.enforcement_case_id, recorded.tier, idempotency_key),
+        "payload": {
+            "case_id": str(recorded.enforcement_case_id),
+            "trigger": "tier_change",
+            "note": f"enrichment moved the case from {previous} to {recorded.tier}"
+            f" (collectability {breakdown.collectability})",
+        },
+        "requested_by": ACTOR,
+    }
+
+
+def scoring_inputs(prepared: dict[str, Any]) -> ScoringInputs:
+    """The model's inputs from prepare_scoring's answer; PermanentError if the model refuses."""
+    try:
+        return ScoringInputs.model_validate(prepared["inputs"])
+    except ValidationError as exc:  # the database handed back something the model refuses
+        raise PermanentError(f"scoring inputs invalid: {exc.errors()[0]['msg']}") from None
+
+
 def _call(conn: psycopg.Connection[Any], query: str, params: tuple[Any, ...]) -> Any:
     """One function call, its single value. Database refusals (22023 bad input, P0002 no such
     case...) propagate as psycopg errors: the runtime's ``classify`` makes them permanent."""
@@ -93,15 +125,23 @@ def _call(conn: psycopg.Connection[Any], query: str, params: tuple[Any, ...]) ->
 
 
 def _enqueue_plan(conn: psycopg.Connection[Any], job: dict[str, Any]) -> int:
-    """queue_job the plan job, with PGMQ's notify lock deferred to commit (see the
+    """queue_job the plan job (see :func:`enqueue_plans`)."""
+    return enqueue_plans(conn, [job])[0]
+
+
+def enqueue_plans(conn: psycopg.Connection[Any], jobs: list[dict[str, Any]]) -> list[int]:
+    """queue_job the plan jobs, with PGMQ's notify lock deferred to commit (see the
     migration of dragonfly.defer_queue_notify): the batch's transaction may run on for a
-    while. Both statements go in one pipelined round trip."""
+    while. All the statements go in one pipelined round trip; returns the message ids."""
     with conn.pipeline():
         conn.execute(_DEFER_NOTIFY)
-        cur = conn.execute(_QUEUE_JOB, (Jsonb(job),))
-    row = cur.fetchone()
-    assert row is not None
-    return int(row[0])
+        cursors = [conn.execute(_QUEUE_JOB, (Jsonb(job),)) for job in jobs]
+    ids = []
+    for cur in cursors:
+        row = cur.fetchone()
+        assert row is not None
+        ids.append(int(row[0]))
+    return ids
 
 
 def run(
@@ -133,10 +173,7 @@ def run(
         _PREPARE,
         (payload.case_id, Jsonb(bundle.to_rpc()) if bundle is not None else None, True),
     )
-    try:
-        inputs = ScoringInputs.model_validate(prepared["inputs"])
-    except ValidationError as exc:  # the database handed back something the model refuses
-        raise PermanentError(f"scoring inputs invalid: {exc.errors()[0]['msg']}") from None
+    inputs = scoring_inputs(prepared)
     breakdown = score(inputs)
     recorded = Recorded.model_validate(
         _call(
@@ -155,23 +192,8 @@ def run(
         )
     )
 
-    plan_msg_id: int | None = None
-    if recorded.enforcement_tier_changed and recorded.enforcement_case_id is not None:
-        previous = recorded.enforcement_previous_tier or "unscored"
-        job = {
-            "kind": "enforce",
-            "idempotency_key": plan_key(
-                recorded.enforcement_case_id, recorded.tier, idempotency_key
-            ),
-            "payload": {
-                "case_id": str(recorded.enforcement_case_id),
-                "trigger": "tier_change",
-                "note": f"enrichment moved the case from {previous} to {recorded.tier}"
-                f" (collectability {breakdown.collectability})",
-            },
-            "requested_by": ACTOR,
-        }
-        plan_msg_id = _enqueue_plan(conn, job)
+    job = plan_job(recorded, breakdown, idempotency_key)
+    plan_msg_id = _enqueue_plan(conn, job) if job is not None else None
     return EnrichResult(
         breakdown=breakdown,
         recorded=recorded,
