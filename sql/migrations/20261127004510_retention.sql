@@ -6,6 +6,29 @@
 -- short transactions keep locks and WAL bursts small on a busy database. Rows
 -- are taken oldest first with SKIP LOCKED, so a prune never waits on a worker.
 -- SECURITY DEFINER because pgmq's archive tables belong to the migrating role.
+-- The arguments every prune function takes: 22023 naming the function unless the period is
+-- a positive interval and the batch limit at least 1.
+create function dragonfly.check_prune_args(p_fn text, p_older_than interval, p_limit integer)
+returns void
+language plpgsql
+immutable
+set search_path = ''
+as $$
+begin
+    if p_older_than is null or p_older_than <= interval '0' then
+        raise exception '%: p_older_than must be a positive interval', p_fn using errcode = '22023';
+    end if;
+    if p_limit is null or p_limit < 1 then
+        raise exception '%: p_limit must be at least 1', p_fn using errcode = '22023';
+    end if;
+end
+$$;
+
+comment on function dragonfly.check_prune_args(text, interval, integer) is
+    'Internal: 22023 "<p_fn>: ..." unless p_older_than is a positive interval and p_limit >= 1.';
+
+revoke execute on function dragonfly.check_prune_args(text, interval, integer) from public;
+
 create function dragonfly.prune_completed_jobs(p_older_than interval, p_limit integer default 5000)
 returns integer
 language plpgsql
@@ -15,13 +38,7 @@ as $$
 declare
     v_deleted integer;
 begin
-    if p_older_than is null or p_older_than <= interval '0' then
-        raise exception 'prune_completed_jobs: p_older_than must be a positive interval'
-            using errcode = '22023';
-    end if;
-    if p_limit is null or p_limit < 1 then
-        raise exception 'prune_completed_jobs: p_limit must be at least 1' using errcode = '22023';
-    end if;
+    perform dragonfly.check_prune_args('prune_completed_jobs', p_older_than, p_limit);
     with doomed as (
         select c.kind, c.idempotency_key
         from dragonfly.completed_jobs c
@@ -51,13 +68,7 @@ declare
     v_queue text;
     v_deleted integer;
 begin
-    if p_older_than is null or p_older_than <= interval '0' then
-        raise exception 'prune_archives: p_older_than must be a positive interval'
-            using errcode = '22023';
-    end if;
-    if p_limit is null or p_limit < 1 then
-        raise exception 'prune_archives: p_limit must be at least 1' using errcode = '22023';
-    end if;
+    perform dragonfly.check_prune_args('prune_archives', p_older_than, p_limit);
     -- Partitioned queues are left to pg_partman's own retention.
     for v_queue in
         select m.queue_name from pgmq.meta m where not m.is_partitioned order by m.queue_name
@@ -88,13 +99,7 @@ as $$
 declare
     v_deleted integer;
 begin
-    if p_older_than is null or p_older_than <= interval '0' then
-        raise exception 'prune_dead_letters: p_older_than must be a positive interval'
-            using errcode = '22023';
-    end if;
-    if p_limit is null or p_limit < 1 then
-        raise exception 'prune_dead_letters: p_limit must be at least 1' using errcode = '22023';
-    end if;
+    perform dragonfly.check_prune_args('prune_dead_letters', p_older_than, p_limit);
     -- Only resolved rows (replayed or purged): an open dead letter waits for a person.
     with doomed as (
         select d.id

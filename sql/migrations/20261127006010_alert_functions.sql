@@ -174,13 +174,7 @@ as $$
 declare
     v_deleted integer;
 begin
-    if p_older_than is null or p_older_than <= interval '0' then
-        raise exception 'prune_alert_deliveries: p_older_than must be a positive interval'
-            using errcode = '22023';
-    end if;
-    if p_limit is null or p_limit < 1 then
-        raise exception 'prune_alert_deliveries: p_limit must be at least 1' using errcode = '22023';
-    end if;
+    perform dragonfly.check_prune_args('prune_alert_deliveries', p_older_than, p_limit);
     -- Two index range scans on alert_deliveries_status_idx (status, updated_at).
     with doomed as (
         select d.id
