@@ -11,13 +11,21 @@ Fixtures:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
 import psycopg
 import pytest
+from hypothesis import settings
 
 from tests.harness import Backend
+
+# Property tests explore new inputs on every local run; CI replays a fixed sequence
+# (HYPOTHESIS_PROFILE=ci) so a red build always comes from the change under test.
+# A failure found locally prints its seed and shrunk example to add as a regression.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 @pytest.fixture(scope="session")
