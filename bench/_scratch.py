@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
+from urllib.parse import quote
 
 import psycopg
 from psycopg import sql
@@ -31,3 +32,16 @@ def scratch_database(admin_url: str, prefix: str, keep: bool = False) -> Iterato
                 admin.execute(
                     sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
                 )
+
+
+def as_url(conninfo: str) -> str:
+    """A postgresql:// URL for DATABASE_URL (:func:`scratch_database` yields a conninfo)."""
+    if conninfo.startswith(("postgresql://", "postgres://")):
+        return conninfo
+    info = psycopg.conninfo.conninfo_to_dict(conninfo)
+    user = quote(str(info.get("user") or ""), safe="")
+    password = info.get("password")
+    auth = f"{user}:{quote(str(password), safe='')}@" if password else (f"{user}@" if user else "")
+    host = info.get("host") or "localhost"
+    port = f":{info['port']}" if info.get("port") else ""
+    return f"postgresql://{auth}{host}{port}/{quote(str(info.get('dbname') or ''), safe='')}"

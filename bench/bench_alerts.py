@@ -41,6 +41,7 @@ from psycopg.types.json import Jsonb
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench._stats import percentile  # noqa: E402
 from workers.db.migrate import default_migrations_dir, migrate  # noqa: E402
 
 Conn = psycopg.Connection[Any]
@@ -152,12 +153,6 @@ def log_event(conn: Conn, case_id: uuid.UUID, n: int) -> tuple[str, float, float
     called = time.perf_counter()
     conn.commit()
     return str(row[0]), called, time.perf_counter()
-
-
-def percentile(sorted_values: list[float], q: float) -> float:
-    """Nearest-rank percentile of an ascending list."""
-    rank = max(1, min(len(sorted_values), round(q / 100 * len(sorted_values) + 0.5)))
-    return sorted_values[rank - 1]
 
 
 def start_listeners(url: str, hook: Webhook, count: int) -> list[subprocess.Popen[bytes]]:

@@ -38,7 +38,6 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import psycopg
 from pydantic import BaseModel, ConfigDict
@@ -46,7 +45,9 @@ from pydantic import BaseModel, ConfigDict
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench._scratch import scratch_database  # noqa: E402
+from bench._scratch import as_url, scratch_database  # noqa: E402
+from bench._stats import percentile  # noqa: E402
+from bench._yardstick import raw_pgmq  # noqa: E402
 from workers.runtime import JobContext, JobKind  # noqa: E402
 
 # -- the jobs the benchmarked worker runs (``--handler bench.bench_consumer:NOOP``) --------
@@ -69,11 +70,6 @@ def _stamp(ctx: JobContext, payload: BenchPayload) -> None:
 NOOP = JobKind(kind="enrich", payload=BenchPayload, handle=_noop)
 STAMP = JobKind(kind="enrich", payload=BenchPayload, handle=_stamp)
 
-ENVELOPE = (
-    "select pg_catalog.jsonb_build_object('kind', 'enrich', 'idempotency_key', 'raw-' || g,"
-    " 'payload', pg_catalog.jsonb_build_object('n', g), 'requested_by', null,"
-    " 'enqueued_at', pg_catalog.now()) from generate_series(1, %s) as g"
-)
 ENQUEUE_ALL = (
     "select pg_catalog.count(public.queue_job(pg_catalog.jsonb_build_object("
     "'kind', 'enrich', 'idempotency_key', %s || g, 'payload', pg_catalog.jsonb_build_object('n', g)"
@@ -82,26 +78,6 @@ ENQUEUE_ALL = (
 
 
 # -- (a) -------------------------------------------------------------------------------------
-
-
-def raw_pgmq(url: str, n: int, batch: int) -> float:
-    # On the outreach queue, so the enrich worker of (b), idle meanwhile, stays out of it.
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("select pgmq.send_batch('outreach', array(" + ENVELOPE + "))", (n,))
-        conn.execute("vacuum analyze pgmq.q_outreach")
-        done = 0
-        started = time.perf_counter()
-        while True:
-            rows = conn.execute(
-                "select msg_id from pgmq.read('outreach', 30, %s)", (batch,)
-            ).fetchall()
-            if not rows:
-                break
-            conn.execute("select pgmq.delete('outreach', %s::bigint[])", ([r[0] for r in rows],))
-            done += len(rows)
-        elapsed = time.perf_counter() - started
-    assert done == n, (done, n)
-    return n / elapsed
 
 
 # -- the worker process -------------------------------------------------------------------
@@ -152,15 +128,6 @@ class Worker:
         self.proc.wait(60)
         self._out.close()
         self.log.unlink(missing_ok=True)
-
-
-def as_url(conninfo: str) -> str:
-    """scratch_database() yields a conninfo string; DATABASE_URL must be a URL."""
-    info = psycopg.conninfo.conninfo_to_dict(conninfo)
-    user = quote(str(info.get("user") or "postgres"))
-    password = f":{quote(str(info['password']))}" if info.get("password") else ""
-    host, port = info.get("host") or "127.0.0.1", info.get("port") or "5432"
-    return f"postgresql://{user}{password}@{host}:{port}/{quote(str(info['dbname']))}"
 
 
 def _count_done(conn: psycopg.Connection[Any]) -> int:
@@ -367,10 +334,10 @@ def main() -> int:
 
     with scratch_database(args.database_url, "df_bench_consumer_e") as url:
         lat = pickup_latency(url, args.samples, env)
-    q = statistics.quantiles(lat, n=100)
     print(
         f"(e) pickup latency, queue_job commit -> handler start ({len(lat)} jobs):"
-        f" p50 {statistics.median(lat):.2f} ms, p99 {q[98]:.2f} ms, max {max(lat):.2f} ms"
+        f" p50 {statistics.median(lat):.2f} ms, p99 {percentile(lat, 99):.2f} ms,"
+        f" max {max(lat):.2f} ms"
         "   (targets 5 / 25 ms)"
     )
     print(
@@ -385,7 +352,7 @@ def main() -> int:
                 "ratio": round(ratio, 3),
                 "procrastinate_jobs_per_s": round(pc) if pc else None,
                 "pickup_p50_ms": round(statistics.median(lat), 2),
-                "pickup_p99_ms": round(q[98], 2),
+                "pickup_p99_ms": round(percentile(lat, 99), 2),
                 "rss_mib": round(rss / 1024, 1),
             }
         )

@@ -15,7 +15,10 @@ an enforcement case's tier changes, a queue_job for the planner.
 Printed: the steady-state rate (jobs completed between the 10% and 90% marks divided by the
 time between them — worker start-up excluded), the overall rate from spawn to drain, and
 checks that every case was scored exactly once and nothing was dead-lettered. Target: >=
-2,000 jobs/s with two worker processes. The scratch database is dropped afterwards.
+2,000 jobs/s with two worker processes. Then the machine's yardstick (bench/_yardstick.py,
+raw PGMQ read + delete, as bench_consumer's (a)) in the same database and the ratio of the
+two: the figure to compare across sessions, whose machines differ. The scratch database is
+dropped afterwards.
 """
 
 from __future__ import annotations
@@ -27,13 +30,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import quote
 
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._scratch import scratch_database
+from bench._scratch import as_url, scratch_database
+from bench._yardstick import raw_pgmq
 
 SETUP = """
 insert into public.plaintiffs (id, name, email, phone)
@@ -105,23 +108,12 @@ select pg_catalog.count(public.queue_job(pg_catalog.jsonb_build_object(
 """
 ENQUEUE_CHUNK = 500  # per transaction: PGMQ's notify trigger rewrites one row per message
 
+YARDSTICK_MESSAGES = 20_000
+
 
 def _count(conn: psycopg.Connection[object], query: str) -> int:
     row = conn.execute(query).fetchone()
     return int(row[0]) if row else 0  # type: ignore[call-overload]
-
-
-def as_url(conninfo: str) -> str:
-    """A postgresql:// URL for DATABASE_URL (the scratch database comes as conninfo)."""
-    if conninfo.startswith(("postgresql://", "postgres://")):
-        return conninfo
-    info = psycopg.conninfo.conninfo_to_dict(conninfo)
-    user = quote(str(info.get("user") or ""), safe="")
-    password = info.get("password")
-    auth = f"{user}:{quote(str(password), safe='')}@" if password else (f"{user}@" if user else "")
-    host = info.get("host") or "localhost"
-    port = f":{info['port']}" if info.get("port") else ""
-    return f"postgresql://{auth}{host}{port}/{quote(str(info.get('dbname') or ''), safe='')}"
 
 
 def run(
@@ -142,6 +134,10 @@ def run(
             hi = min(jobs, lo + ENQUEUE_CHUNK - 1)
             conn.execute(ENQUEUE.replace("%(lo)s", str(lo)).replace("%(hi)s", str(hi)))
         print(f"enqueued {jobs:,} enrich jobs in {time.perf_counter() - t:.1f}s", flush=True)
+        # Setup leaves garbage the measured run must not pay for: PGMQ's notify throttle row
+        # has one dead version per message sent (its updates cannot be HOT), which every
+        # later send walks through until a vacuum, and autovacuum may be off on this server.
+        conn.execute("vacuum analyze")
 
         env = {
             **os.environ,
@@ -209,8 +205,15 @@ def run(
             "select collectability_tier, count(*) from judgments.cases group by 1 order by 1"
         ).fetchall()
 
+    # The machine's yardstick, in the same scratch database, once the workers are gone.
+    raw = raw_pgmq(url, YARDSTICK_MESSAGES)
+
     print(f"workers: {workers} x `{' '.join(command[1:])}`")
     print(f"steady state (10%..90%): {steady:,.0f} jobs/s   [target >= 2,000]")
+    print(
+        f"yardstick: raw PGMQ read+delete {raw:,.0f} msgs/s on this machine now;"
+        f" enrich / raw = {steady / raw:.3f}"
+    )
     print(f"overall (spawn to drain, incl. start-up): {overall:,.0f} jobs/s ({end - spawn:.1f}s)")
     print(f"cases scored: {scored:,}/{jobs:,}; dead letters: {dead}")
     print(f"stored: {contacts:,} contacts, {assets:,} assets; plan jobs enqueued: {plans:,}")

@@ -26,13 +26,9 @@ from psycopg.types.json import Jsonb
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._scratch import scratch_database
+from bench._stats import percentile
 
 QUEUE_JOB = "select public.queue_job(%s)"
-
-
-def percentile(sorted_ms: list[float], p: float) -> float:
-    index = min(len(sorted_ms) - 1, max(0, round(p / 100 * len(sorted_ms)) - 1))
-    return sorted_ms[index]
 
 
 def timed_calls(conn: psycopg.Connection[object], keys: list[str]) -> list[float]:
