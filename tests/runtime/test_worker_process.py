@@ -287,3 +287,32 @@ def test_when_the_batch_handler_raises_its_writes_are_undone_and_every_job_runs_
     assert "the batch handler fell over" in failure["error"]
     assert failure["jobs"] == 11
     assert not dead_letters(conn)
+
+
+def test_one_notification_for_a_burst_brings_in_every_slot(
+    conn: Conn, start_worker: StartWorker
+) -> None:
+    # Polling is off the table (60 s): only the wake-ups can bring the slots in. A burst
+    # enqueued in one transaction gives one notification, which wakes one slot; each slot
+    # that reads a full batch wakes another.
+    worker = start_worker(
+        concurrency=3,
+        env={"DRAGONFLY_POLL_INTERVAL": "60", "DRAGONFLY_BATCH_SIZE": "2"},
+    )
+    worker.wait_ready()
+    time.sleep(0.5)  # every slot has read the empty queue and waits
+    with conn.transaction():
+        for i in range(12):
+            enqueue(conn, f"burst-{i}", {"sleep": 0.3})
+    busy = 0  # the most jobs seen in their pg_sleep at one time
+    deadline = time.monotonic() + 20
+    while len(completed(conn)) < 12:
+        assert time.monotonic() < deadline, "the burst was not done in 20 s"
+        sleeping = scalar(
+            conn,
+            "select count(*) from pg_stat_activity where datname = current_database()"
+            " and state = 'active' and query like 'select pg_sleep%%'",
+        )
+        busy = max(busy, sleeping)
+        time.sleep(0.02)
+    assert busy == 3

@@ -245,7 +245,7 @@ class Consumer:
         """Stop reading; in-flight jobs finish (see :meth:`drain`)."""
         if not self._stopping.is_set():
             self._stopping.set()
-            self._waker.wake()
+            self._waker.wake(everyone=True)
             self._set_ready(False, "stopping")
 
     @property
@@ -324,3 +324,5 @@ class Consumer:
             self._database_ok()
             if read < self.config.batch_size:
                 self._waker.wait(seen, self.config.poll_interval)
+            else:
+                self._waker.wake()  # more is waiting than one slot took: bring in another

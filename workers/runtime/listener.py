@@ -8,6 +8,12 @@ on it, or for the poll interval, whichever comes first -- so a lost notification
 (a dropped LISTEN connection, a PGMQ without notify support) costs at most one
 poll interval. After every (re)connection the listener wakes every slot for a
 catch-up read: notifications sent while it was away are lost, messages are not.
+
+A notification wakes one idle slot, not all of them: for a single new message, every
+woken slot would check out a connection and read, and all but one would find nothing.
+A slot that reads a full batch wakes one more (the queue holds more than it took), so a
+burst -- whose notifications PostgreSQL may fold into one -- still fans out to every slot
+within a few batches.
 """
 
 from __future__ import annotations
@@ -33,10 +39,14 @@ class Waker:
     def generation(self) -> int:
         return self._generation
 
-    def wake(self) -> None:
+    def wake(self, *, everyone: bool = False) -> None:
+        """Wake one waiting slot (or all); a slot not waiting now sees it when it next waits."""
         with self._cond:
             self._generation += 1
-            self._cond.notify_all()
+            if everyone:
+                self._cond.notify_all()
+            else:
+                self._cond.notify()
 
     def wait(self, seen: int, timeout: float) -> None:
         """Return when the generation is past ``seen``, or after ``timeout`` seconds."""
@@ -94,7 +104,7 @@ class InsertListener(threading.Thread):
             self.connected.set()
             self._log.info("listener_connected", reconnected=reconnected)
             # Catch up: anything enqueued while nobody listened is read now.
-            self._waker.wake()
+            self._waker.wake(everyone=True)
             last_ping = time.monotonic()
             while not self._stopping.is_set():
                 for _notify in conn.notifies(timeout=1.0):
