@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import psycopg
@@ -29,9 +28,7 @@ from tests.kinds.enrich_outreach_support import (
     RICH_BUNDLE,
     make_case,
     open_enforcement_case,
-    wait_for,
 )
-from tests.runtime.support import WorkerProcess
 from workers.enrich.batch import handle_batch, select_items
 from workers.enrich.handler import run
 from workers.enrich.payload import EnrichPayload
@@ -550,80 +547,3 @@ def test_only_service_role_and_the_fleet_may_execute_the_batch_functions(db: Con
     allowed = {(name, role) for name, role, ok, _, _ in rows if ok}
     assert allowed == {(n, r) for n in names for r in ("service_role", "dragonfly_worker")}
     assert all(secdef and 'search_path=""' in config for _, _, _, secdef, config in rows)
-
-
-# --- end to end ---------------------------------------------------------------------------
-
-
-@pytest.fixture
-def conn(fresh_db_url: str) -> Iterator[Conn]:
-    with psycopg.connect(fresh_db_url, autocommit=True) as c:
-        yield c
-
-
-@pytest.fixture
-def start_worker(fresh_db_url: str, tmp_path: Path) -> Iterator[Callable[[], WorkerProcess]]:
-    started: list[WorkerProcess] = []
-
-    def start() -> WorkerProcess:
-        worker = WorkerProcess(fresh_db_url, tmp_path, handler="workers.enrich:JOB")
-        started.append(worker)
-        worker.wait_ready()
-        return worker
-
-    yield start
-    for worker in started:
-        worker.terminate()
-        try:
-            worker.wait(30)
-        finally:
-            worker.close()
-
-
-@pytest.mark.slow
-def test_a_worker_batches_the_good_jobs_and_dead_letters_the_bad_one(
-    conn: Conn, start_worker: Callable[[], WorkerProcess]
-) -> None:
-    cases = [make_case(conn) for _ in range(4)]
-    open_enforcement_case(conn, cases[0])
-    bad_bundle = {"source": "v", "contacts": [{"contact_type": "phone", "value": "12"}]}
-    msg_ids = []
-    for n, ids in enumerate(cases):
-        payload = {"case_id": str(ids["case_id"]), "bundle": bad_bundle if n == 2 else RICH_BUNDLE}
-        row = conn.execute(
-            "select public.queue_job(%s)",
-            (Jsonb({"kind": "enrich", "idempotency_key": f"e2e-{n}", "payload": payload}),),
-        ).fetchone()
-        assert row is not None
-        msg_ids.append(int(row[0]))
-    worker = start_worker()  # all four are waiting: one read, one batch
-
-    dead = wait_for(
-        lambda: conn.execute(
-            "select reason, last_error from dragonfly.dead_letters where msg_id = %s",
-            (msg_ids[2],),
-        ).fetchone(),
-        what="the bad job's dead letter",
-    )
-    assert dead[0] == "permanent"
-    assert "contacts[0].value '12' is not a valid phone" in dead[1]
-    wait_for(
-        lambda: conn.execute(
-            "select count(*) = 3 from dragonfly.completed_jobs where kind = 'enrich'"
-        ).fetchone()[0],  # type: ignore[index]
-        what="the three good jobs",
-    )
-    enriched = worker.events("case_enriched", batch=True)
-    assert sorted(e["msg_id"] for e in enriched) == sorted(msg_ids[:2] + msg_ids[3:])
-    assert not worker.events("batch_handler_failed")
-    scored = conn.execute(
-        "select id, collectability_tier is not null,"
-        " (select count(*) from enrichment.contacts k where k.case_id = c.id)"
-        " from judgments.cases c"
-    ).fetchall()
-    assert {row[0]: row[1:] for row in scored} == {
-        ids["case_id"]: ((False, 0) if n == 2 else (True, 3)) for n, ids in enumerate(cases)
-    }
-    plans = conn.execute("select message ->> 'idempotency_key' from pgmq.q_enforce").fetchall()
-    assert len(plans) == 1
-    assert plans[0][0].endswith(":e2e-0")

@@ -1,6 +1,7 @@
 """enrich end to end: queue_job -> a real `dragonfly worker enrich` process -> database
 state; redelivery changes nothing; bad payloads are dead-lettered with a clear reason; a
-vendor that answers 503 then 200 enriches the case once."""
+vendor that answers 503 then 200 enriches the case once; a batch of good jobs with one bad
+bundle goes through the batch path and dead-letters only the bad one."""
 
 from __future__ import annotations
 
@@ -212,3 +213,46 @@ def test_a_vendor_503_then_200_enriches_once(
     assert (contacts, assets) == (3, 2)
     assert len(worker.events("case_enriched", idempotency_key=key)) == 1
     assert conn.execute("select count(*) from dragonfly.dead_letters").fetchone() == (0,)
+
+
+def test_a_worker_batches_the_good_jobs_and_dead_letters_the_bad_one(
+    conn: Conn, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    cases = [make_case(conn) for _ in range(4)]
+    open_enforcement_case(conn, cases[0])
+    bad_bundle = {"source": "v", "contacts": [{"contact_type": "phone", "value": "12"}]}
+    msg_ids = []
+    for n, ids in enumerate(cases):
+        payload = {"case_id": str(ids["case_id"]), "bundle": bad_bundle if n == 2 else RICH_BUNDLE}
+        msg_ids.append(_enqueue(conn, f"e2e-{n}", payload))
+    worker = start_worker()  # all four are waiting: one read, one batch
+
+    dead = wait_for(
+        lambda: conn.execute(
+            "select reason, last_error from dragonfly.dead_letters where msg_id = %s",
+            (msg_ids[2],),
+        ).fetchone(),
+        what="the bad job's dead letter",
+    )
+    assert dead[0] == "permanent"
+    assert "contacts[0].value '12' is not a valid phone" in dead[1]
+    wait_for(
+        lambda: conn.execute(
+            "select count(*) = 3 from dragonfly.completed_jobs where kind = 'enrich'"
+        ).fetchone()[0],  # type: ignore[index]
+        what="the three good jobs",
+    )
+    enriched = worker.events("case_enriched", batch=True)
+    assert sorted(e["msg_id"] for e in enriched) == sorted(msg_ids[:2] + msg_ids[3:])
+    assert not worker.events("batch_handler_failed")
+    scored = conn.execute(
+        "select id, collectability_tier is not null,"
+        " (select count(*) from enrichment.contacts k where k.case_id = c.id)"
+        " from judgments.cases c"
+    ).fetchall()
+    assert {row[0]: row[1:] for row in scored} == {
+        ids["case_id"]: ((False, 0) if n == 2 else (True, 3)) for n, ids in enumerate(cases)
+    }
+    plans = conn.execute("select message ->> 'idempotency_key' from pgmq.q_enforce").fetchall()
+    assert len(plans) == 1
+    assert plans[0][0].endswith(":e2e-0")
