@@ -24,10 +24,10 @@ from __future__ import annotations
 import random
 import threading
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from time import perf_counter
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -47,7 +47,9 @@ from workers.runtime.errors import (
 from workers.runtime.handlers import BatchItem, JobKind
 from workers.runtime.hooks import JobMetrics
 from workers.runtime.retry import DeadLetter, RetryPolicy, decide
-from workers.runtime.watchdog import Slot
+from workers.runtime.watchdog import Interruption, Slot
+
+T = TypeVar("T")
 
 
 class BatchBroken(Exception):
@@ -279,7 +281,8 @@ class BatchRunner:
         self, conn: psycopg.Connection[Any], slot: Slot, jobs: list[Job], report: BatchReport
     ) -> list[Job]:
         """Offer the runnable jobs to the kind's ``handle_batch``; the jobs left to run singly."""
-        assert self._job.handle_batch is not None
+        handle_batch = self._job.handle_batch
+        assert handle_batch is not None
         items = []
         for job in jobs:
             assert job.envelope is not None
@@ -293,19 +296,9 @@ class BatchRunner:
             stop=self._stopping,
         )
         conn.execute(queries.SAVEPOINT)
-        error: BaseException | None = None
-        handled: set[int] = set()
-        started = perf_counter()
-        slot.arm(conn, self._cfg.job_timeout)
-        try:
-            try:
-                handled = set(self._job.handle_batch(ctx, items))
-            finally:
-                interruption = slot.disarm()
-        except (Exception, JobTimeout, JobInterrupted) as exc:  # noqa: BLE001 - retried singly
-            interruption = slot.disarm()
-            error = exc
-        duration = perf_counter() - started
+        handled, error, interruption, duration = self._guarded(
+            conn, slot, lambda: set(handle_batch(ctx, items))
+        )
         if interruption is not None and error is None:
             error = JobInterrupted(f"batch handler interrupted ({interruption})")
         self._settle_savepoint(conn, True, error)
@@ -321,10 +314,34 @@ class BatchRunner:
                 report.released.extend(jobs)
                 return []
             return jobs
+        assert handled is not None  # it returned
         done = [j for j in jobs if j.delivery.msg_id in handled]
         share = duration / len(done) if done else 0.0
         report.done.extend((j, share) for j in done)
         return [j for j in jobs if j.delivery.msg_id not in handled]
+
+    # -- a handler under the watchdog -----------------------------------------------------
+
+    def _guarded(
+        self, conn: psycopg.Connection[Any], slot: Slot, call: Callable[[], T]
+    ) -> tuple[T | None, BaseException | None, Interruption | None, float]:
+        """Run a handler under the watchdog (the kind's timeout, shutdown's grace).
+
+        Returns its result, what it raised, why the watchdog interrupted it, and seconds."""
+        result: T | None = None
+        error: BaseException | None = None
+        started = perf_counter()
+        slot.arm(conn, self._cfg.job_timeout)
+        try:
+            try:
+                result = call()
+            finally:
+                interruption = slot.disarm()
+        except (Exception, JobTimeout, JobInterrupted) as exc:  # noqa: BLE001 - the caller decides
+            # Again: the watchdog's exception may have landed inside the finally above.
+            interruption = slot.disarm()
+            error = exc
+        return result, error, interruption, perf_counter() - started
 
     # -- one job -------------------------------------------------------------------------
 
@@ -345,18 +362,10 @@ class BatchRunner:
             stop=self._stopping,
         )
         self._log.debug("job_started", **job.context)
-        error: BaseException | None = None
-        started = perf_counter()
-        slot.arm(conn, self._cfg.job_timeout)
-        try:
-            try:
-                self._job.handle(ctx, job.payload)
-            finally:
-                interruption = slot.disarm()
-        except (Exception, JobTimeout, JobInterrupted) as exc:  # noqa: BLE001 - any failure is the job's
-            interruption = slot.disarm()
-            error = exc
-        duration = perf_counter() - started
+        payload = job.payload
+        _, error, interruption, duration = self._guarded(
+            conn, slot, lambda: self._job.handle(ctx, payload)
+        )
         if interruption == "timeout":
             timeout_error = JobTimeout(
                 f"{job.envelope.kind} handler ran longer than its"
