@@ -35,6 +35,7 @@ from workers.enrich.handler import (
     KIND,
     Recorded,
     enqueue_plans,
+    enriched_fields,
     plan_job,
     scoring_inputs,
 )
@@ -127,7 +128,6 @@ def handle_batch(ctx: BatchContext, items: Sequence[BatchItem[EnrichPayload]]) -
         plan_ids = {index: msg_id for (index, _), msg_id in zip(plans, ids, strict=True)}
 
     for index, (item, breakdown) in enumerate(ready):
-        result = recorded[item.payload.case_id]
         bundle = item.payload.bundle
         ctx.log.info(
             "case_enriched",
@@ -135,12 +135,13 @@ def handle_batch(ctx: BatchContext, items: Sequence[BatchItem[EnrichPayload]]) -
             msg_id=item.msg_id,
             kind=KIND,
             idempotency_key=item.envelope.idempotency_key,
-            case_id=str(item.payload.case_id),
-            collectability=str(breakdown.collectability),
-            tier=result.tier,
-            previous_tier=result.previous_tier,
-            bundle_source=bundle.source if bundle is not None else None,
-            plan_msg_id=plan_ids.get(index),
             batch=True,
+            **enriched_fields(
+                item.payload.case_id,
+                breakdown,
+                recorded[item.payload.case_id],
+                bundle.source if bundle is not None else None,
+                plan_ids.get(index),
+            ),
         )
     return [item.msg_id for item, _ in ready]

@@ -109,6 +109,24 @@ def plan_job(
     }
 
 
+def enriched_fields(
+    case_id: UUID,
+    breakdown: ScoreBreakdown,
+    recorded: Recorded,
+    bundle_source: str | None,
+    plan_msg_id: int | None,
+) -> dict[str, Any]:
+    """The ``case_enriched`` log line's own fields, the same on the single and batch paths."""
+    return {
+        "case_id": str(case_id),
+        "collectability": str(breakdown.collectability),
+        "tier": recorded.tier,
+        "previous_tier": recorded.previous_tier,
+        "bundle_source": bundle_source,
+        "plan_msg_id": plan_msg_id,
+    }
+
+
 def scoring_inputs(prepared: dict[str, Any]) -> ScoringInputs:
     """The model's inputs from prepare_scoring's answer; PermanentError if the model refuses."""
     try:
@@ -122,11 +140,6 @@ def _call(conn: psycopg.Connection[Any], query: str, params: tuple[Any, ...]) ->
     case...) propagate as psycopg errors: the runtime's ``classify`` makes them permanent."""
     row = conn.execute(query, params).fetchone()
     return row[0] if row else None
-
-
-def _enqueue_plan(conn: psycopg.Connection[Any], job: dict[str, Any]) -> int:
-    """queue_job the plan job (see :func:`enqueue_plans`)."""
-    return enqueue_plans(conn, [job])[0]
 
 
 def enqueue_plans(conn: psycopg.Connection[Any], jobs: list[dict[str, Any]]) -> list[int]:
@@ -193,7 +206,7 @@ def run(
     )
 
     job = plan_job(recorded, breakdown, idempotency_key)
-    plan_msg_id = _enqueue_plan(conn, job) if job is not None else None
+    plan_msg_id = enqueue_plans(conn, [job])[0] if job is not None else None
     return EnrichResult(
         breakdown=breakdown,
         recorded=recorded,
@@ -209,10 +222,11 @@ def handle(ctx: JobContext, payload: EnrichPayload) -> None:
     result = run(ctx.conn, payload, idempotency_key=ctx.envelope.idempotency_key, vendor=vendor)
     ctx.log.info(
         "case_enriched",
-        case_id=str(payload.case_id),
-        collectability=str(result.breakdown.collectability),
-        tier=result.recorded.tier,
-        previous_tier=result.recorded.previous_tier,
-        bundle_source=result.bundle_source,
-        plan_msg_id=result.plan_msg_id,
+        **enriched_fields(
+            payload.case_id,
+            result.breakdown,
+            result.recorded,
+            result.bundle_source,
+            result.plan_msg_id,
+        ),
     )
