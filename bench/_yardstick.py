@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 
 import psycopg
+from psycopg import sql
 
 # Envelopes as queue_job writes them, for a no-op job.
 ENVELOPE = (
@@ -26,8 +27,8 @@ def raw_pgmq(url: str, n: int, batch: int = 100, queue: str = "outreach") -> flo
     ``queue`` must be empty and have no consumer meanwhile (the default, outreach, keeps
     clear of the enrich queue the benchmarks' workers read)."""
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f"select pgmq.send_batch('{queue}', array({ENVELOPE}))", (n,))
-        conn.execute(f"vacuum analyze pgmq.q_{queue}")
+        conn.execute(f"select pgmq.send_batch(%s, array({ENVELOPE}))", (queue, n))
+        conn.execute(sql.SQL("vacuum analyze pgmq.{}").format(sql.Identifier(f"q_{queue}")))
         done = 0
         started = time.perf_counter()
         while True:
