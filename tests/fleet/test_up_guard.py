@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import socket
@@ -18,7 +17,7 @@ import psycopg
 import pytest
 
 from tests.fleet.helpers import free_ports, wait_for
-from tests.harness import REPO, run_cli
+from tests.harness import REPO, child_env, run_cli, worker_url
 from workers.db import embedded
 
 # The scheduler alone is the lightest fleet that still has a /readyz.
@@ -26,11 +25,18 @@ ONLY = ("--only", "scheduler")
 
 
 def fleet_env(home: Path, port: int, url: str | None) -> dict[str, str]:
+    """On a test database (``url``) the fleet logs in as a dragonfly_worker member and does
+    not migrate (the clone is migrated). The embedded default (``url`` None) is the
+    server's superuser by design, and `up` migrates the new server."""
     env = {"DRAGONFLY_HOME": str(home), "DRAGONFLY_METRICS_PORT": str(port)}
     env.update(DRAGONFLY_LOG_FORMAT="json", DRAGONFLY_SCHEDULER_TICK_SECONDS="0.2")
     if url:
-        env["DATABASE_URL"] = url
+        env["DATABASE_URL"] = worker_url(url)
     return env
+
+
+def up_argv(env: dict[str, str]) -> list[str]:
+    return ["up", *ONLY, *(["--no-migrate"] if "DATABASE_URL" in env else [])]
 
 
 class Fleet:
@@ -61,8 +67,7 @@ def running_process(
     argv: list[str], env: dict[str, str], tmp_path: Path, name: str = "cli"
 ) -> Iterator[subprocess.Popen[bytes]]:
     """The real CLI as a background process, killed on the way out if still running."""
-    full = {k: v for k, v in os.environ.items() if not k.startswith(("DRAGONFLY_", "DATABASE_"))}
-    full.update(env)
+    full = child_env(env)
     with (tmp_path / f"{name}.out").open("wb") as o, (tmp_path / f"{name}.err").open("wb") as e:
         proc = subprocess.Popen(
             [sys.executable, "-m", "workers.cli", *argv],
@@ -81,7 +86,7 @@ def running_process(
 
 @contextmanager
 def running_up(env: dict[str, str], tmp_path: Path, name: str) -> Iterator[Fleet]:
-    with running_process(["up", *ONLY], env, tmp_path, name) as proc:
+    with running_process(up_argv(env), env, tmp_path, name) as proc:
         yield Fleet(proc, tmp_path / f"{name}.out", tmp_path / f"{name}.err")
 
 
@@ -102,7 +107,8 @@ def test_on_a_shared_database_one_fleet_per_home_and_scale_out_with_another_home
         assert line.startswith("fleet ready: 1 process in "), line
         assert line.endswith(f"(scheduler.1); /readyz on 127.0.0.1:{base}"), line
 
-        again = run_cli("up", *ONLY, env=fleet_env(home, base + 1, fresh_db_url))
+        again_env = fleet_env(home, base + 1, fresh_db_url)
+        again = run_cli(*up_argv(again_env), env=again_env)
         assert again.returncode == 1
         refused = one_line(again)
         assert refused.startswith("dragonfly: a fleet is already running in this home")
@@ -152,7 +158,8 @@ def taken_port() -> Iterator[int]:
 
 def test_up_with_a_metrics_port_in_use_fails_in_one_line(fresh_db_url: str, tmp_path: Path) -> None:
     with taken_port() as port:
-        result = run_cli("up", *ONLY, env=fleet_env(tmp_path / "home", port, fresh_db_url))
+        env = fleet_env(tmp_path / "home", port, fresh_db_url)
+        result = run_cli(*up_argv(env), env=env)
     assert result.returncode == 2
     line = one_line(result)
     assert f"metrics port {port} on 127.0.0.1 for scheduler.1 is not available" in line
@@ -164,7 +171,7 @@ def test_a_process_with_its_metrics_port_in_use_fails_in_one_line(fresh_db_url: 
     with taken_port() as port:
         result = run_cli(
             "scheduler",
-            env={"DATABASE_URL": fresh_db_url, "DRAGONFLY_METRICS_PORT": str(port)},
+            env={"DATABASE_URL": worker_url(fresh_db_url), "DRAGONFLY_METRICS_PORT": str(port)},
             timeout=60,
         )
     assert result.returncode == 2
@@ -206,7 +213,7 @@ def test_on_the_embedded_server_one_fleet_per_home_and_db_stop_refuses_while_use
     try:
         with running_up(env, tmp_path, "embedded") as fleet:
             fleet.wait_ready(timeout=180)
-            again = run_cli("up", *ONLY, env={**env, "DRAGONFLY_METRICS_PORT": "0"})
+            again = run_cli(*up_argv(env), env={**env, "DRAGONFLY_METRICS_PORT": "0"})
             assert again.returncode == 1
             assert one_line(again).startswith("dragonfly: a fleet is already running in this home")
 

@@ -117,6 +117,7 @@ def _demo(url: str, tmp_path: Path, copilot: int) -> str:
         str(copilot),
         "--timeout",
         "150",
+        # The owner's login, as in the end-to-end test above: the demo migrates and seeds.
         env={"DATABASE_URL": url, "DRAGONFLY_HOME": str(tmp_path / "home")},
         timeout=170,
     )
