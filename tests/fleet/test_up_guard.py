@@ -115,7 +115,7 @@ def test_on_a_shared_database_one_fleet_per_home_and_scale_out_with_another_home
         assert again.returncode == 1
         refused = one_line(again)
         assert refused.startswith("dragonfly: a fleet is already running in this home")
-        assert f"pid {first.proc.pid}" in refused
+        assert f"started by pid {first.proc.pid}" in refused
 
         # Another host is another home: the same database takes a second fleet.
         other = fleet_env(tmp_path / "host-b", base + 1, fresh_db_url)
@@ -272,7 +272,9 @@ def test_the_processes_of_a_killed_fleet_hold_the_lock_until_they_stop(
     try:
         refused = run_cli(*argv, env=env, timeout=60)
         assert refused.returncode == 1
-        assert f"the processes of pid {up.pid}, which are still stopping" in one_line(refused)
+        assert f"a fleet is already running in this home (started by pid {up.pid}" in one_line(
+            refused
+        )
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.kill(child, signal.SIGKILL)

@@ -37,25 +37,11 @@ class FleetRunning(Exception):
     """Another fleet holds the lock."""
 
     def __init__(self, path: Path, pid: int | None) -> None:
-        if not pid:
-            owner = "another process"
-        elif _alive(pid):
-            owner = f"pid {pid}"
-        else:  # the supervisor died; the children it started hold the lock until they exit
-            owner = f"the processes of pid {pid}, which are still stopping"
+        # The pid is `up`'s; after a kill -9 of it, the processes it started hold the lock.
+        owner = f"started by pid {pid}" if pid else "started by another process"
         super().__init__(f"a fleet is already running in this home ({owner}, lock {path})")
         self.path = path
         self.pid = pid
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def lock_path(settings: Settings, database_url: str | None = None) -> Path:
