@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 from collections.abc import Sequence
 from types import ModuleType
+from typing import Any
 
 from workers.cli.common import CommandError
 from workers.settings import ConfigError
@@ -32,11 +34,31 @@ def _command_modules() -> list[ModuleType]:
     return modules
 
 
+_REQUIRED = "the following arguments are required: "
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse that reports a bad argument as one line and exit code 2."""
+    """argparse that reports a bad argument as one line and exit code 2.
+
+    Subcommand groups show as ``COMMAND`` (not their internal ``dest``), and a
+    missing subcommand is reported with the choices.
+    """
+
+    def add_subparsers(self, **kwargs: Any) -> Any:
+        kwargs.setdefault("metavar", "COMMAND")
+        return super().add_subparsers(**kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message}\n")
+        self.exit(2, f"{self.prog}: error: {self._readable(message)}\n")
+
+    def _readable(self, message: str) -> str:
+        if not message.startswith(_REQUIRED):
+            return message
+        missing = message.removeprefix(_REQUIRED).split(", ")
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction) and action.metavar in missing:
+                return f"missing COMMAND: choose one of {', '.join(action.choices)}"
+        return message
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,10 +72,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _name_connections(command: str) -> None:
+    """Label this process's database connections ``dragonfly-<command>`` (PGAPPNAME).
+
+    Operators see who is connected in pg_stat_activity, and ``dragonfly db stop``
+    refuses while dragonfly processes use the embedded server. A PGAPPNAME of
+    one's own is kept; one inherited from a parent dragonfly is replaced.
+    """
+    current = os.environ.get("PGAPPNAME", "")
+    if not current or current.startswith("dragonfly-"):
+        os.environ["PGAPPNAME"] = f"dragonfly-{command}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``dragonfly`` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    _name_connections(args.command)
     try:
         code = args.func(args)
     except ConfigError as exc:
