@@ -3,9 +3,9 @@
 A batch runner of the phased test kind (tests.runtime.handlers:PHASED) on a real database:
 its fetch runs with no transaction open and nothing locked, its message hidden from other
 workers for the phase; what it returns reaches ``handle``; what it raises is classified like a
-handler's failure; jobs with nothing to fetch still go to ``handle_batch``. And the runtime
-defers PGMQ's insert notification for the whole batch, so a handler that enqueues does not
-hold up other enqueuers until its batch commits.
+handler's failure; jobs with nothing to fetch still go to ``handle_batch``. And a handler that
+enqueues, with nothing of its own to call for it, holds up no other producer of that queue
+while its batch's transaction stays open.
 """
 
 from __future__ import annotations
@@ -159,21 +159,15 @@ def test_a_fetch_past_the_job_timeout_fails_with_a_timeout(
     assert _effects(conn) == {}
 
 
-def test_the_runtime_defers_queue_notifications_for_the_whole_batch(
+def test_a_handler_that_enqueues_holds_up_no_other_producer_until_its_batch_commits(
     conn: Conn, other: Conn, gate: threading.Event
 ) -> None:
-    deferrable = scalar(
-        conn,
-        "select count(*) from pg_constraint"
-        " where conname = 'trigger_notify_queue_insert_listeners' and condeferrable",
-    )
-    assert deferrable > 0, "this PGMQ has no insert notifications: nothing to test"
     _send(conn, "enqueuer", fetch="none", enqueue=True)
     thread, outcome = _run_in_thread(conn)
     try:
         assert handlers.OUTSIDE_ENTERED.wait(20), "the handler never enqueued"
         # The batch's transaction is open and has enqueued an outreach job (the handler
-        # never called defer_queue_notify). Another producer's enqueue on the same queue
+        # calls nothing for it). Another producer's enqueue on the same queue
         # must not wait for that batch to commit.
         with other.transaction():
             other.execute("set local lock_timeout = '1s'")

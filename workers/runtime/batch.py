@@ -7,8 +7,7 @@ a savepoint, so a failing job rolls back only its own effects::
     outside phase      kinds with a ``fetch``: hold_jobs (vt pushed past the phase),
                        then each job's fetch, autocommit, no transaction open
     begin
-      claim_jobs         defer PGMQ's insert notifications to commit; lock the
-                         deliveries still ours; which are done already
+      claim_jobs         lock the deliveries still ours; which are done already
       per job            savepoint (on first use of ctx.conn) -> handler ->
                          release, or rollback to it and retry_job / dead_letter_job
       complete_jobs      fenced delete of the messages + completed_jobs rows

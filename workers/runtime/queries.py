@@ -26,9 +26,6 @@ READ = "select msg_id, read_ct, message from public.pgmq_read(%(queue)s, %(vt)s,
 # Integer arrays go in binary (%b): dumping them is then about twice as cheap.
 CLAIM = "select msg_id, state from dragonfly.claim_jobs(%s, %b, %b)"
 HOLD = "select dragonfly.hold_jobs(%s, %b, %b, %s)"
-# PGMQ's insert notification at commit rather than per queue_job() (see the migration of
-# dragonfly.defer_queue_notify): sent once per batch, with the claim, for every kind.
-DEFER_NOTIFY = "select dragonfly.defer_queue_notify()"
 COMPLETE = "select dragonfly.complete_jobs(%s, %s, %b, %b, %b)"
 ACK = "select dragonfly.ack_jobs(%s, %b, %b)"
 RETRY = "select dragonfly.retry_job(%s, %s, %s, %s)"
@@ -60,15 +57,11 @@ def read(conn: Conn, queue: str, vt: int, qty: int) -> list[Delivery]:
 
 
 def claim(conn: Conn, queue: str, deliveries: list[Delivery]) -> dict[int, str]:
-    """Start of the batch's transaction, in one round trip: defer PGMQ's insert
-    notifications to commit (any handler may enqueue), then lock the deliveries still
-    ours; the others, msg_id -> 'lost' | 'done' (key done)."""
-    with conn.pipeline():
-        conn.execute(DEFER_NOTIFY)
-        cur = conn.execute(
-            CLAIM, (queue, [d.msg_id for d in deliveries], [d.read_ct for d in deliveries])
-        )
-    return {int(r[0]): str(r[1]) for r in cur.fetchall()}
+    """Lock the deliveries still ours; the others, msg_id -> 'lost' | 'done' (key done)."""
+    rows = conn.execute(
+        CLAIM, (queue, [d.msg_id for d in deliveries], [d.read_ct for d in deliveries])
+    ).fetchall()
+    return {int(r[0]): str(r[1]) for r in rows}
 
 
 def hold(conn: Conn, queue: str, deliveries: list[Delivery], seconds: float) -> int:
