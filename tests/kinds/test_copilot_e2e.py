@@ -192,6 +192,7 @@ def test_a_slow_llm_does_not_hold_up_an_operator_on_the_same_case(
         busy = conn.execute(
             "select count(*) from pg_stat_activity"
             " where application_name = 'dragonfly-worker:case_copilot' and xact_start is not null"
+            " and datname = current_database()"
         ).fetchone()
         assert busy == (0,)
         # ...and an operator moves the same case at once: lock_timeout 1 s would refuse it

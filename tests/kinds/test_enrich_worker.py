@@ -282,6 +282,7 @@ def test_the_vendor_pull_happens_with_no_transaction_open(
             sessions = conn.execute(
                 "select pid, state, xact_start from pg_stat_activity"
                 " where application_name = 'dragonfly-worker:enrich'"
+                " and datname = current_database()"
             ).fetchall()
             assert sessions
             assert [(state, xact) for _, state, xact in sessions] == [("idle", None)] * len(
