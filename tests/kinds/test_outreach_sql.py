@@ -131,6 +131,14 @@ def test_attempt_rows_are_consistent(db: Conn) -> None:
         _begin(db, uuid.uuid4(), "d5")
 
 
+FUNCTIONS = (
+    "begin_outreach",
+    "record_outreach_attempt",
+    "begin_outreach_email",
+    "settle_outreach_email",
+)
+
+
 def test_rights_and_row_level_security(db: Conn) -> None:
     rows = db.execute(
         """
@@ -139,22 +147,22 @@ def test_rights_and_row_level_security(db: Conn) -> None:
           join pg_namespace n on n.oid = p.pronamespace
           cross join (values ('anon'), ('authenticated'), ('service_role'), ('dragonfly_worker'),
                              ('enforcement_operator')) as r(rolname)
-         where n.nspname = 'public' and p.proname in ('begin_outreach', 'record_outreach_attempt')
+         where n.nspname = 'public' and p.proname = any(%s)
            and has_function_privilege(r.rolname, p.oid, 'execute')
-        """
+        """,
+        (list(FUNCTIONS),),
     ).fetchall()
     assert sorted(rows) == sorted(
-        (name, role)
-        for name in ("begin_outreach", "record_outreach_attempt")
-        for role in ("service_role", "dragonfly_worker")
+        (name, role) for name in FUNCTIONS for role in ("service_role", "dragonfly_worker")
     )
-    assert db.execute(
-        "select relrowsecurity from pg_class where oid = 'public.outreach_attempts'::regclass"
-    ).fetchone() == (True,)
-    for role in ("anon", "authenticated"):
+    for table in ("public.outreach_attempts", "public.outreach_emails"):
         assert db.execute(
-            "select has_table_privilege(%s, 'public.outreach_attempts', 'select')", (role,)
-        ).fetchone() == (False,)
+            "select relrowsecurity from pg_class where oid = %s::regclass", (table,)
+        ).fetchone() == (True,)
+        for role in ("anon", "authenticated"):
+            assert db.execute(
+                "select has_table_privilege(%s, %s, 'select')", (role, table)
+            ).fetchone() == (False,)
 
 
 def _intend(db: Conn, plaintiff_id: uuid.UUID, key: str, outreach_key: str | None = None) -> Any:
