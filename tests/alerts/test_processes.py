@@ -51,7 +51,9 @@ class ListenerProcess:
         )
 
     def events(self) -> list[dict[str, Any]]:
-        lines = self.log_path.read_text().splitlines()
+        # The listener may be writing its last line while we read: only whole lines count.
+        text = self.log_path.read_text()
+        lines = text[: text.rfind("\n") + 1].splitlines()
         return [json.loads(line) for line in lines if line.startswith("{")]
 
     def wait_ready(self) -> None:
