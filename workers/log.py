@@ -57,11 +57,13 @@ class LineWriter:
 
 
 def _configured_secrets(settings: Settings) -> Iterator[str | None]:
+    """The secret settings, and every URL setting (its path and password may be credentials)."""
     for name in Settings.model_fields:
         value = getattr(settings, name)
         if isinstance(value, SecretStr):
             yield value.get_secret_value()
-    yield settings.database_url
+        elif name.endswith("_url") and isinstance(value, str):
+            yield value
 
 
 def configure_logging(settings: Settings, *, process: str | None = None) -> None:

@@ -69,6 +69,8 @@ class FakeLLM:
                         status, answer = 404, {"error": {"message": "not found"}}
                     else:
                         status, answer = llm.script.pop(0) if llm.script else llm.default
+                if callable(answer):  # a function of the request, to echo what it got
+                    answer = answer(llm.requests[-1])
                 data = answer if isinstance(answer, bytes) else json.dumps(answer).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -141,8 +143,13 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @contextmanager
-def worker_process(kind: str, url: str, env: dict[str, str] | None = None) -> Iterator[Any]:
-    """``python -m workers.cli worker KIND`` against ``url``; SIGTERM (then kill) on exit."""
+def worker_process(
+    kind: str, url: str, env: dict[str, str] | None = None, *, stderr: list[str] | None = None
+) -> Iterator[Any]:
+    """``python -m workers.cli worker KIND`` against ``url``; SIGTERM (then kill) on exit.
+
+    ``stderr``, when given, receives the process's whole log once it has exited.
+    """
     full_env = {
         k: v for k, v in os.environ.items() if not k.startswith(("DRAGONFLY_", "DATABASE_"))
     }
@@ -174,6 +181,8 @@ def worker_process(kind: str, url: str, env: dict[str, str] | None = None) -> It
         except subprocess.TimeoutExpired:
             proc.kill()
             _out, err = proc.communicate()
+        if stderr is not None:
+            stderr.append(err.decode())
         if proc.returncode not in (0, -signal.SIGTERM):
             raise AssertionError(f"worker {kind} exited {proc.returncode}: {err.decode()[-2000:]}")
 

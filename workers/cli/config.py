@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from workers.redact import mask_password
 from workers.settings import Settings, env_name, load_settings
 
 
@@ -31,9 +32,17 @@ def _display(value: Any) -> str:
     return str(value)
 
 
+def _shown(settings: Settings, name: str) -> str:
+    value = getattr(settings, name)
+    # The database URL is shown (where the fleet points) but never with its password.
+    if name == "database_url" and value:
+        return mask_password(value)
+    return _display(value)
+
+
 def cmd_show(args: argparse.Namespace) -> int:
     settings = load_settings()
-    values = {env_name(name): _display(getattr(settings, name)) for name in Settings.model_fields}
+    values = {env_name(name): _shown(settings, name) for name in Settings.model_fields}
     if args.json:
         print(json.dumps(values, indent=2, sort_keys=True))
         return 0
