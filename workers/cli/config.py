@@ -52,10 +52,13 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def settings_table() -> str:
-    """Every setting as a Markdown table row: variable, default, meaning."""
+def settings_table(prefixes: tuple[str, ...] = ()) -> str:
+    """Every setting (or those whose field name starts with one of ``prefixes``) as a
+    Markdown table row: variable, default, meaning."""
     lines = ["| variable | default | meaning |", "| --- | --- | --- |"]
     for name, field in Settings.model_fields.items():
+        if prefixes and not name.startswith(prefixes):
+            continue
         default = field.get_default(call_default_factory=True)
         shown = _display(default)
         lines.append(
