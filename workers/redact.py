@@ -4,7 +4,8 @@ Three things are scrubbed from any text that leaves a process:
 
 - **URLs**: only ``scheme://host[:port]`` is kept; userinfo, path, query and
   fragment become ``/***``. The path is where Slack keeps a webhook's secret
-  (``/services/T…/B…/…``) and vendors put tokens, so no path is trusted.
+  (``/services/T…/B…/…``) and vendors put tokens, so no path is trusted. A
+  PostgreSQL URL keeps its database name too (its userinfo and query go).
 - **Credentials in ``key: value`` form**: ``Bearer <token>``,
   ``Authorization: <anything>``, and ``api_key`` / ``token`` / ``secret`` /
   ``password`` followed by ``=`` or ``:`` keep their name and lose their value.
@@ -61,9 +62,16 @@ def register_secrets(values: Iterable[str | None]) -> None:
         _secrets = tuple(sorted(known, key=len, reverse=True))
 
 
+_DATABASE_SCHEMES = frozenset({"postgres", "postgresql"})
+
+
 def _scrub_url(match: re.Match[str]) -> str:
     scheme, netloc, rest = match.group(1), match.group(2), match.group(3)
     host = netloc.rpartition("@")[2]
+    if scheme.lower() in _DATABASE_SCHEMES:
+        # A database name says which database, not how to get in: keep it, drop the query.
+        database = rest.partition("?")[0]
+        return f"{scheme}://{host}{database}{'?' + MASK if '?' in rest else ''}"
     return f"{scheme}://{host}{'/' + MASK if rest or '@' in netloc else ''}"
 
 
