@@ -37,6 +37,10 @@ _KEYED = re.compile(
     r"(\"?'?\s*[:=]\s*\"?'?)(?!\*\*\*)(?:bearer\s+|basic\s+)?[^\s\"',;&}]+"
 )
 
+# The regexes run only on text that contains one of these (lower-cased): most log strings
+# contain none, and a substring test is far cheaper than a failed regex scan.
+_KEY_WORDS = ("authorization", "api-key", "api_key", "apikey", "token", "secret", "passw")
+
 _lock = threading.Lock()
 _secrets: tuple[str, ...] = ()  # longest first: a secret containing another is masked whole
 
@@ -79,12 +83,17 @@ def scrub(text: str) -> str:
     """``text`` with known secrets, credentials and URL paths masked."""
     if not text:
         return text
-    text = _URL.sub(_scrub_url, text)
+    if "://" in text:
+        text = _URL.sub(_scrub_url, text)
     for secret in _secrets:
         if secret in text:
             text = text.replace(secret, MASK)
-    text = _BEARER.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
-    return _KEYED.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
+    lowered = text.lower()
+    if "bearer" in lowered or "basic" in lowered:
+        text = _BEARER.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
+    if any(word in lowered for word in _KEY_WORDS):
+        text = _KEYED.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
+    return text
 
 
 def mask_password(url: str) -> str:
