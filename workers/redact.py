@@ -41,6 +41,8 @@ _KEYED = re.compile(
 # contain none, and a substring test is far cheaper than a failed regex scan.
 _KEY_WORDS = ("authorization", "api-key", "api_key", "apikey", "token", "secret", "passw")
 
+_DATABASE_SCHEMES = frozenset({"postgres", "postgresql"})
+
 _lock = threading.Lock()
 _secrets: tuple[str, ...] = ()  # longest first: a secret containing another is masked whole
 
@@ -53,20 +55,18 @@ def register_secrets(values: Iterable[str | None]) -> None:
         if not value:
             continue
         found.add(value)
-        # A URL's path and query are its secret part and may be echoed on their own.
+        # A URL's path and query are its secret part and may be echoed on their own
+        # (a database URL's path is only the database name, kept like the host).
         if "://" in value:
             parts = urlsplit(value)
             tail = parts.path + (f"?{parts.query}" if parts.query else "")
-            if tail.strip("/"):
+            if tail.strip("/") and parts.scheme.lower() not in _DATABASE_SCHEMES:
                 found.add(tail)
             if parts.password:
                 found.add(parts.password)
     with _lock:
         known = set(_secrets) | {v for v in found if len(v) >= _MIN_SECRET_LENGTH}
         _secrets = tuple(sorted(known, key=len, reverse=True))
-
-
-_DATABASE_SCHEMES = frozenset({"postgres", "postgresql"})
 
 
 def _scrub_url(match: re.Match[str]) -> str:

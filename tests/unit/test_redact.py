@@ -48,6 +48,11 @@ def test_registered_secrets_are_masked_wherever_they_appear() -> None:
     assert scrub("no_service for /services/T9/B9/unit-secret-path") == "no_service for ***"
     register_secrets(["abc"])  # too short to mask without masking ordinary words
     assert scrub("abc") == "abc"
+    # A database URL's password is a secret; its database name is not.
+    register_secrets(["postgresql://app:unit-db-pw@db:5432/unit_app_db"])
+    assert (
+        scrub("auth failed for unit-db-pw on /unit_app_db") == "auth failed for *** on /unit_app_db"
+    )
 
 
 @given(st.text(TOKEN_CHARS, min_size=8, max_size=64))
