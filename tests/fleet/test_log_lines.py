@@ -3,34 +3,33 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import Any
 
 from tests.fleet.helpers import wait_for
-from tests.harness import REPO
+from tests.harness import REPO, child_env
 
 CHILDREN = 4
 LINES = 3000
 
 
-def test_children_logging_at_once_under_up_write_whole_json_lines(tmp_path: Path) -> None:
+def test_children_logging_at_once_under_up_write_whole_json_lines(
+    empty_db_url: str, tmp_path: Path
+) -> None:
     procfile = tmp_path / "Procfile"
     procfile.write_text(f"chatter: {sys.executable} -m tests.fleet.log_chatter {LINES}\n")
-    env: dict[str, Any] = {
-        k: v for k, v in os.environ.items() if not k.startswith(("DRAGONFLY_", "DATABASE_"))
-    }
-    env.update(
-        # What the Dockerfile and the systemd units set: each write() reaches the pipe.
-        PYTHONUNBUFFERED="1",
-        DATABASE_URL="postgresql://nobody@127.0.0.1:1/unused",
-        DRAGONFLY_METRICS_PORT="0",
-        DRAGONFLY_LOG_FORMAT="json",
-        DRAGONFLY_FLEET_STOP_TIMEOUT="20",
+    env = child_env(
+        {
+            # What the Dockerfile and the systemd units set: each write() reaches the pipe.
+            "PYTHONUNBUFFERED": "1",
+            "DATABASE_URL": empty_db_url,  # --no-migrate, and the children do not connect
+            "DRAGONFLY_METRICS_PORT": "0",
+            "DRAGONFLY_LOG_FORMAT": "json",
+            "DRAGONFLY_FLEET_STOP_TIMEOUT": "20",
+        }
     )
     argv = ["up", "--no-migrate", "--procfile", str(procfile), "--scale", f"chatter={CHILDREN}"]
     up = subprocess.Popen(
