@@ -26,6 +26,7 @@ def test_children_logging_at_once_under_up_write_whole_json_lines(
             # What the Dockerfile and the systemd units set: each write() reaches the pipe.
             "PYTHONUNBUFFERED": "1",
             "DATABASE_URL": empty_db_url,  # --no-migrate, and the children do not connect
+            "DRAGONFLY_HOME": str(tmp_path / "home"),  # the fleet's lock is per home
             "DRAGONFLY_METRICS_PORT": "0",
             "DRAGONFLY_LOG_FORMAT": "json",
             "DRAGONFLY_FLEET_STOP_TIMEOUT": "20",
