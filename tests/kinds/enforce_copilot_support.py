@@ -77,6 +77,8 @@ class FakeLLM:
                         status, answer = 404, {"error": {"message": "not found"}}
                     else:
                         status, answer = llm.script.pop(0) if llm.script else llm.default
+                if callable(answer):  # a function of the request, to echo what it got
+                    answer = answer(llm.requests[-1])
                 data = answer if isinstance(answer, bytes) else json.dumps(answer).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -147,9 +149,14 @@ def case_row(conn: psycopg.Connection[Any], case_id: uuid.UUID) -> dict[str, Any
 
 
 @contextmanager
-def worker_process(kind: str, url: str, env: dict[str, str] | None = None) -> Iterator[Any]:
+def worker_process(
+    kind: str, url: str, env: dict[str, str] | None = None, *, stderr: list[str] | None = None
+) -> Iterator[Any]:
     """``python -m workers.cli worker KIND`` against ``url``'s database, logged in as the
-    session's worker login (a member of dragonfly_worker); SIGTERM (then kill) on exit."""
+    session's worker login (a member of dragonfly_worker); SIGTERM (then kill) on exit.
+
+    ``stderr``, when given, receives the process's whole log once it has exited.
+    """
     full_env = child_env(
         {
             "DATABASE_URL": worker_url(url),
@@ -178,6 +185,8 @@ def worker_process(kind: str, url: str, env: dict[str, str] | None = None) -> It
         except subprocess.TimeoutExpired:
             proc.kill()
             _out, err = proc.communicate()
+        if stderr is not None:
+            stderr.append(err.decode())
         if proc.returncode not in (0, -signal.SIGTERM):
             raise AssertionError(f"worker {kind} exited {proc.returncode}: {err.decode()[-2000:]}")
 

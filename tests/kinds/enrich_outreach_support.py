@@ -165,7 +165,10 @@ def quiet_zone(now: datetime | None = None, *, quiet: bool = True) -> str:
 
 
 class FakeVendor:
-    """An enrichment vendor on 127.0.0.1: answers from a script, records every request."""
+    """An enrichment vendor on 127.0.0.1: answers from a script, records every request.
+
+    A scripted answer may be a function of the recorded request (to echo what it got).
+    """
 
     def __init__(self, script: list[tuple[int, Any]] | None = None) -> None:
         self.script: list[tuple[int, Any]] = list(script or [])
@@ -186,15 +189,16 @@ class FakeVendor:
                 if vendor.gate is not None:
                     vendor.gate.wait(60)
                 with vendor._lock:
-                    vendor.requests.append(
-                        {
-                            "path": self.path,
-                            "body": body,
-                            "authorization": self.headers.get("Authorization"),
-                            "idempotency_key": self.headers.get("Idempotency-Key"),
-                        }
-                    )
+                    request = {
+                        "path": self.path,
+                        "body": body,
+                        "authorization": self.headers.get("Authorization"),
+                        "idempotency_key": self.headers.get("Idempotency-Key"),
+                    }
+                    vendor.requests.append(request)
                     status, answer = vendor.script.pop(0) if vendor.script else vendor.default
+                if callable(answer):
+                    answer = answer(request)
                 data = answer if isinstance(answer, bytes) else json.dumps(answer).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")

@@ -153,6 +153,42 @@ def test_a_refused_llm_call_is_dead_lettered(
     assert _outputs(conn, case_id) == []
 
 
+def test_an_llm_echoing_the_api_key_leaks_it_nowhere(
+    fresh_db_url: str, conn: Conn, case_id: uuid.UUID
+) -> None:
+    api_key = f"sk-MARKER-{uuid.uuid4().hex}"
+    log: list[str] = []
+    with (
+        FakeLLM() as fake,
+        worker_process(
+            "case_copilot",
+            fresh_db_url,
+            {
+                "DRAGONFLY_COPILOT_LLM_BASE_URL": fake.base_url,
+                "DRAGONFLY_COPILOT_LLM_API_KEY": api_key,
+                "DRAGONFLY_COPILOT_LLM_TIMEOUT": "5",
+            },
+            stderr=log,
+        ),
+    ):
+        fake.default = (
+            401,
+            lambda request: {"error": {"message": f"bad key in {request['authorization']}"}},
+        )
+        msg_id, _key = _request(conn, case_id)
+        wait_for(lambda: dead_letter(conn, "case_copilot", msg_id), what="the dead letter")
+    assert fake.requests[0]["authorization"] == f"Bearer {api_key}"
+    row = conn.execute(
+        "select d::text from dragonfly.dead_letters d where msg_id = %s and queue = 'case_copilot'",
+        (msg_id,),
+    ).fetchone()
+    assert row is not None
+    assert "HTTP 401" in row[0]
+    assert api_key not in row[0]
+    assert "job_dead_lettered" in log[0]
+    assert api_key not in log[0]
+
+
 @pytest.mark.parametrize(
     ("payload", "expected"),
     [({"case_id": "nope"}, "case_id"), ({"case_number": "CV-1"}, "case_id")],

@@ -15,6 +15,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from workers.redact import scrub
 from workers.runtime.envelope import Delivery
 from workers.runtime.handlers import KINDS
 
@@ -118,9 +119,13 @@ def dead_letter(
     error: str,
     traceback: str | None,
 ) -> int:
-    """Move the message to dragonfly.dead_letters (fenced); returns the dead letter's id."""
+    """Move the message to dragonfly.dead_letters (fenced); returns the dead letter's id.
+
+    The error and traceback are scrubbed (:func:`workers.redact.scrub`) on the way in.
+    """
+    tb = scrub(traceback) if traceback is not None else None
     row = conn.execute(
-        DEAD_LETTER, (queue, delivery.msg_id, delivery.read_ct, reason, error, traceback)
+        DEAD_LETTER, (queue, delivery.msg_id, delivery.read_ct, reason, scrub(error), tb)
     ).fetchone()
     assert row is not None
     return int(row[0])
