@@ -150,5 +150,12 @@ def test_the_scheduler_runs_the_pass_one_step_per_transaction_and_resumes_after_
         assert done.status == "ok"
         assert done.detail["tiers_changed"] == 5
         assert done.detail["steps"] >= 3
+        assert done.detail["vacuumed"] is True
+        vacuumed = one(
+            conn,
+            "select last_vacuum is not null from pg_stat_user_tables "
+            "where relid = 'public.enforcement_cases'::regclass",
+        )
+        assert vacuumed is True
         assert progress(conn)["finished"] is True
         assert tiers(conn, ids) == ["tier3"] * 5

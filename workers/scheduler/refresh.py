@@ -10,7 +10,9 @@ the next run (the cursor is committed with each step).
 It stands aside, with status ``skipped`` and the reason logged as
 ``scheduler_task_skipped``, when pg_cron already schedules the refresh (an
 active ``cron.job`` whose command names it) or when the function does not
-exist in this database yet; it never fails for either.
+exist in this database yet; it never fails for either. After a pass that
+wrote something it vacuums ``enforcement_cases`` and ``judgments`` (when it owns
+them), so the console's index-only reads find the pages all-visible again.
 """
 
 from __future__ import annotations
@@ -28,6 +30,13 @@ PROGRESS_EXISTS = (
 )
 REFRESH = "select public.refresh_enforcement_metrics()"
 PROGRESS = "select public.refresh_enforcement_metrics_progress()"
+# VACUUM needs the tables' owner (a warning and nothing done otherwise), so ask first.
+OWNS_TABLES = (
+    "select bool_and(pg_has_role(c.relowner, 'MEMBER')) from pg_class c "
+    "where c.oid in ('public.enforcement_cases'::regclass, 'public.judgments'::regclass)"
+)
+VACUUM = "vacuum (analyze) public.enforcement_cases, public.judgments"
+WRITES = ("cases_changed", "resurfaced", "pipeline_tiers_resynced")
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +66,10 @@ class RefreshMetricsTask:
                 counts = conn.execute(REFRESH).fetchone()
             steps += 1
             if not stepwise or self._finished(ctx):
-                return TaskResult("ok", self._detail(counts, steps))
+                detail = self._detail(counts, steps)
+                if any(detail.get(key) for key in WRITES):
+                    detail["vacuumed"] = self._vacuum(ctx)
+                return TaskResult("ok", detail)
             if ctx.stop.is_set():
                 return TaskResult("ok", {**self._detail(counts, steps), "interrupted": True})
 
@@ -65,6 +77,16 @@ class RefreshMetricsTask:
     def _finished(ctx: TaskContext) -> bool:
         row = ctx.conn.execute(PROGRESS).fetchone()
         return bool(row and isinstance(row[0], dict) and row[0].get("finished"))
+
+    @staticmethod
+    def _vacuum(ctx: TaskContext) -> bool:
+        """Marks the pages the pass wrote all-visible again, so the console's index-only
+        reads do not fetch heap rows until autovacuum comes by (migration 20261202150200)."""
+        row = ctx.conn.execute(OWNS_TABLES).fetchone()
+        if not row or not row[0]:
+            return False
+        ctx.conn.execute(VACUUM)
+        return True
 
     @staticmethod
     def _detail(counts: Any, steps: int) -> dict[str, Any]:
