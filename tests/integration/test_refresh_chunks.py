@@ -159,3 +159,33 @@ def test_the_scheduler_runs_the_pass_one_step_per_transaction_and_resumes_after_
         assert vacuumed is True
         assert progress(conn)["finished"] is True
         assert tiers(conn, ids) == ["tier3"] * 5
+
+
+def test_a_step_reads_from_its_cursor_through_the_index_even_with_a_generic_plan(
+    fresh_db_url: str,
+) -> None:
+    """A generic plan of "after is null or id > after" cannot be an index range, so every step
+    read the book from its first id (a pass quadratic in the book). The cursor condition of
+    the generic plans must be the plain range "id > <cursor>"."""
+    book(fresh_db_url, 3)
+    notices: list[str] = []
+    with connect(fresh_db_url, autocommit=True) as conn:
+        try:
+            conn.execute("load 'auto_explain'")
+        except psycopg.Error:
+            pytest.skip("auto_explain is not available on this server")
+        conn.add_notice_handler(lambda d: notices.append(d.message_primary or ""))
+        for setting in (
+            "auto_explain.log_min_duration = 0",
+            "auto_explain.log_nested_statements = on",
+            "auto_explain.log_level = notice",
+            "plan_cache_mode = force_generic_plan",
+            "dragonfly.refresh_chunk_size = '1'",
+        ):
+            conn.execute(f"set {setting}")
+        conn.execute("call public.run_refresh_enforcement_metrics()")
+    chunk_plans = [n for n in notices if "v_ids := array(" in n]
+    assert len(chunk_plans) >= 2, notices  # the cases and the judgments steps
+    for plan in chunk_plans:
+        assert "(id > COALESCE($1" in plan, plan
+        assert "IS NULL" not in plan, plan
