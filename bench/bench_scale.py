@@ -155,7 +155,8 @@ def build(url: str, cases: int) -> list[str]:
         conn.execute("call public.run_refresh_enforcement_metrics()")  # the generator's first night
         conn.execute("vacuum analyze")
         ids = [r[0] for r in conn.execute("select id::text from public.enforcement_cases")]
-    print(f"  built and settled {cases:,} cases in {time.perf_counter() - started:.0f} s")
+    elapsed = time.perf_counter() - started
+    print(f"  built and settled {cases:,} cases in {elapsed:.0f} s", flush=True)
     return ids
 
 
@@ -165,13 +166,25 @@ def refresh_pass(conn: Conn) -> float:
     return time.perf_counter() - start
 
 
+class Printed(dict[str, float]):
+    """The figures of one size, each printed as it is measured (a long run shows progress)."""
+
+    def __setitem__(self, label: str, value: float) -> None:
+        print(f"    {label}: {value:,.1f}  (load {os.getloadavg()[0]:.1f})", flush=True)
+        super().__setitem__(label, value)
+
+    def update(self, other: Any = (), /, **kwargs: float) -> None:
+        for label, value in dict(other, **kwargs).items():
+            self[label] = value
+
+
 def measure(url: str, cases: int, repeat: int) -> Figures:
     ids = build(url, cases)
-    figures: Figures = {}
+    figures: Figures = Printed()
     with psycopg.connect(url) as conn:
         for label, query in READS.items():
             figures[f"{label} (ms)"] = median_read(conn, query, repeat)
-        figures["pipeline top 50, order by tier_rank (ms)"] = median_read(conn, BY_TIER_RANK, 2)
+        figures["pipeline top 50, order by tier_rank (ms)"] = median_read(conn, BY_TIER_RANK, 1)
         figures["RPC p99 before the refresh (ms)"] = percentile(
             [timed_rpc(conn, random.choice(ids)) for _ in range(200)], 99
         )
