@@ -13,6 +13,7 @@ import psycopg
 import pytest
 
 from bench.bench_enforcement import GENERATE, MIRROR, as_operator
+from bench.bench_scale import RESCORE
 from tests.harness import Backend
 
 Conn = psycopg.Connection[Any]
@@ -97,3 +98,21 @@ def test_the_priority_order_column_sorts_in_the_documented_order(book_url: str) 
     assert levels == sorted(levels)
     assert len(set(levels)) == 5
     assert [r[1] for r in rows] == list(range(1, len(rows) + 1))
+
+
+def test_the_pipeline_keeps_its_index_after_a_night_rewrote_judgments(book_url: str) -> None:
+    """Last in this module (it rewrites the book): re-scoring moves every judgment's tier
+    (the mirror rewrites the row), so no page is all-visible until vacuum, and ANALYZE
+    tells the planner so. The ranking must still come from the index, not a sort."""
+    with psycopg.connect(book_url, autocommit=True) as conn:
+        conn.execute(RESCORE.format(where="true"))
+        conn.execute("analyze public.judgments")
+        row = conn.execute(
+            "select relallvisible from pg_class where oid = 'public.judgments'::regclass"
+        ).fetchone()
+        assert row is not None
+        assert row[0] == 0
+        nodes = plan_nodes(conn, f"{PIPELINE}{ORDERED} limit 50")
+    kinds = [n["Node Type"] for n in nodes]
+    assert "Sort" not in kinds, kinds
+    assert "judgments_pipeline_order_idx" in {n.get("Index Name") for n in nodes}, kinds
