@@ -143,7 +143,7 @@ def next_chunk_case(conn: Conn) -> str | None:
     return row[0] if row else None
 
 
-def build(url: str, cases: int) -> list[str]:
+def build(url: str, cases: int, settle: bool = True) -> list[str]:
     started = time.perf_counter()
     with psycopg.connect(url, autocommit=True) as conn:
         with conn.transaction():
@@ -152,12 +152,17 @@ def build(url: str, cases: int) -> list[str]:
             conn.execute(sql.encode())
             conn.execute(MIRROR)
         conn.execute("vacuum analyze")
-        conn.execute("call public.run_refresh_enforcement_metrics()")  # the generator's first night
-        conn.execute("vacuum analyze")
-        ids = [r[0] for r in conn.execute("select id::text from public.enforcement_cases")]
+        if settle:
+            conn.execute("call public.run_refresh_enforcement_metrics()")  # the first night
+            conn.execute("vacuum analyze")
+        ids = case_ids(conn)
     elapsed = time.perf_counter() - started
     print(f"  built and settled {cases:,} cases in {elapsed:.0f} s", flush=True)
     return ids
+
+
+def case_ids(conn: Conn) -> list[str]:
+    return [r[0] for r in conn.execute("select id::text from public.enforcement_cases")]
 
 
 def refresh_pass(conn: Conn) -> float:
@@ -178,9 +183,20 @@ class Printed(dict[str, float]):
             self[label] = value
 
 
-def measure(url: str, cases: int, repeat: int) -> Figures:
-    ids = build(url, cases)
+def measure(url: str, cases: int, repeat: int, reads_only: bool = False) -> Figures:
+    ids = build(url, cases, settle=not reads_only)
     figures: Figures = Printed()
+    console_reads(url, ids, repeat, figures)
+    if not reads_only:
+        nights(url, ids, repeat, figures)
+    with psycopg.connect(url, autocommit=True) as admin:
+        figures.update(on_call_reads(admin, cases, repeat))
+        figures.update(sizes(admin))
+    return figures
+
+
+def console_reads(url: str, ids: list[str], repeat: int, figures: Figures) -> None:
+    """The console's reads on the vacuumed book, and RPC and read p99 with nothing else on."""
     with psycopg.connect(url) as conn:
         for label, query in READS.items():
             figures[f"{label} (ms)"] = median_read(conn, query, repeat)
@@ -191,6 +207,11 @@ def measure(url: str, cases: int, repeat: int) -> Figures:
         figures["console read p99 before the refresh (ms)"] = percentile(
             [timed_read(conn, q) for q in (CONSOLE_READ, OVERVIEW) * 50], 99
         )
+
+
+def nights(url: str, ids: list[str], repeat: int, figures: Figures) -> None:
+    """A 5% re-scoring night, a whole-book one with the console working during its refresh,
+    and the no-op refresh after."""
     with psycopg.connect(url, autocommit=True) as admin:
         admin.execute(RESCORE.format(where="abs(hashtext(cc.id::text)) % 20 = 0"))
         refresh_pass(admin)
@@ -216,9 +237,6 @@ def measure(url: str, cases: int, repeat: int) -> Figures:
         )
     with psycopg.connect(url, autocommit=True) as admin:
         figures["no-op refresh (s)"] = refresh_pass(admin)
-        figures.update(on_call_reads(admin, cases, repeat))
-        figures.update(sizes(admin))
-    return figures
 
 
 SIZED = (
@@ -305,6 +323,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cases", type=int, nargs="+", default=[100_000])
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--keep", action="store_true", help="keep the generated databases")
+    parser.add_argument(
+        "--reads-only",
+        action="store_true",
+        help="skip the refresh nights (the console's and on-call reads, sizes only)",
+    )
     args = parser.parse_args(argv)
     random.seed(20261202)
     results: dict[int, Figures] = {}
@@ -314,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
             with psycopg.connect(url) as conn:
                 row = conn.execute("show server_version").fetchone()
                 print(f"  PostgreSQL {row[0] if row else '?'}; load {os.getloadavg()[0]:.2f}")
-            results[cases] = measure(url, cases, args.repeat)
+            results[cases] = measure(url, cases, args.repeat, args.reads_only)
         print(f"  done; load {os.getloadavg()[0]:.2f}", flush=True)
     report(results)
     return 0
