@@ -47,6 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench._scratch import scratch_database
 from bench._stats import percentile
 from bench.bench_enforcement import GENERATE, MIRROR, as_operator
+from workers.scheduler.refresh import WHOLE_PASS
 
 Conn = psycopg.Connection[Any]
 Figures = dict[str, float]
@@ -153,7 +154,7 @@ def build(url: str, cases: int, settle: bool = True) -> list[str]:
             conn.execute(MIRROR)
         conn.execute("vacuum analyze")
         if settle:
-            conn.execute("call public.run_refresh_enforcement_metrics()")  # the first night
+            conn.execute(WHOLE_PASS)  # the first night
             conn.execute("vacuum analyze")
         ids = case_ids(conn)
     elapsed = time.perf_counter() - started
@@ -167,7 +168,7 @@ def case_ids(conn: Conn) -> list[str]:
 
 def refresh_pass(conn: Conn) -> float:
     start = time.perf_counter()
-    conn.execute("call public.run_refresh_enforcement_metrics()")
+    conn.execute(WHOLE_PASS)
     return time.perf_counter() - start
 
 

@@ -15,7 +15,7 @@ import pytest
 from tests.integration.test_enforcement_concurrency import connect, seeded, wait_until
 from tests.sql.enforcement_seed import one, rpc
 from workers.scheduler.base import DailyAt, TaskContext
-from workers.scheduler.refresh import RefreshMetricsTask
+from workers.scheduler.refresh import WHOLE_PASS, RefreshMetricsTask
 
 Conn = psycopg.Connection[Any]
 
@@ -26,7 +26,7 @@ def book(url: str, cases: int) -> list[str]:
     """``cases`` open tier0 cases, settled by a first pass, then all re-scored to tier3."""
     made = [seeded(url, score="80", tier="tier0") for _ in range(cases)]
     with connect(url, autocommit=True) as admin:
-        admin.execute("call public.run_refresh_enforcement_metrics()")
+        admin.execute(WHOLE_PASS)
         admin.execute(
             "update judgments.cases set collectability_score = 10, collectability_tier = 'tier3' "
             "where judgment_id = any(%s::uuid[])",
@@ -59,8 +59,8 @@ def test_an_rpc_on_a_committed_chunk_returns_while_the_refresh_waits_on_a_later_
             conn.execute("set dragonfly.refresh_chunk_size = '2'")
             conn.execute("set dragonfly.refresh_lock_wait = '1min'")
             conn.execute("set application_name = 'refresh-under-test'")
-            row = conn.execute("call public.run_refresh_enforcement_metrics()").fetchone()
-            outcome["result"] = row[0] if row else None
+            conn.execute(WHOLE_PASS)
+            outcome["result"] = progress(conn)["totals"]
 
     with connect(fresh_db_url) as holder, connect(fresh_db_url, autocommit=True) as observer:
         # The first case of the second chunk is busy: the refresh must stop there.
@@ -111,9 +111,8 @@ def test_a_pass_resumes_after_a_step_that_never_committed(fresh_db_url: str) -> 
         conn.commit()
     with connect(fresh_db_url, autocommit=True) as conn:
         conn.execute("set dragonfly.refresh_chunk_size = '2'")
-        row = conn.execute("call public.run_refresh_enforcement_metrics()").fetchone()
-        assert row is not None
-        assert row[0]["tiers_changed"] == 5
+        conn.execute(WHOLE_PASS)
+        assert progress(conn)["totals"]["tiers_changed"] == 5
         assert progress(conn)["steps"] >= 4
         assert tiers(conn, ids) == ["tier3"] * 5
         events = conn.execute(
@@ -183,7 +182,7 @@ def test_a_step_reads_from_its_cursor_through_the_index_even_with_a_generic_plan
             "dragonfly.refresh_chunk_size = '1'",
         ):
             conn.execute(f"set {setting}")
-        conn.execute("call public.run_refresh_enforcement_metrics()")
+        conn.execute(WHOLE_PASS)
     chunk_plans = [n for n in notices if "v_ids := array(" in n]
     assert len(chunk_plans) >= 2, notices  # the cases and the judgments steps
     for plan in chunk_plans:

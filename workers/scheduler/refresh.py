@@ -29,6 +29,13 @@ PROGRESS_EXISTS = (
     "select to_regprocedure('public.refresh_enforcement_metrics_progress()') is not null"
 )
 REFRESH = "select public.refresh_enforcement_metrics()"
+# A whole pass in SQL, one commit per step (run it outside a transaction block): what the
+# pg_cron job runs (migration 20261202150700) and what to run by hand.
+WHOLE_PASS = (
+    "do $pass$ begin loop perform public.refresh_enforcement_metrics(); commit; "
+    "exit when (public.refresh_enforcement_metrics_progress() ->> 'finished')::boolean; "
+    "end loop; end $pass$"
+)
 PROGRESS = "select public.refresh_enforcement_metrics_progress()"
 # VACUUM needs the tables' owner (a warning and nothing done otherwise), so ask first.
 OWNS_TABLES = (
