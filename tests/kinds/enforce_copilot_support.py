@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -50,6 +51,10 @@ class FakeLLM:
         self.script: list[tuple[int, Any]] = list(script or [])
         self.default: tuple[int, Any] = (200, completion(GOOD_BRIEF))
         self.requests: list[dict[str, Any]] = []
+        self.delay = 0.0
+        """Seconds every request takes before it is answered (a slow model)."""
+        self.entered = threading.Event()
+        """Set when a request arrived (before the delay)."""
         self._lock = threading.Lock()
         llm = self
 
@@ -57,6 +62,9 @@ class FakeLLM:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")
+                llm.entered.set()
+                if llm.delay:
+                    time.sleep(llm.delay)  # the model thinking, not a test waiting
                 with llm._lock:
                     llm.requests.append(
                         {

@@ -15,6 +15,7 @@ from tests.kinds.enforce_copilot_support import (
     GOOD_BRIEF,
     FakeLLM,
     add_asset,
+    call_rpc,
     completed,
     dead_letter,
     enqueue,
@@ -23,6 +24,7 @@ from tests.kinds.enforce_copilot_support import (
     worker_process,
 )
 from tests.kinds.enrich_outreach_support import make_case, open_enforcement_case, wait_for
+from tests.sql.enforcement_seed import act_as
 from workers.case_copilot.backends import PROMPT_VERSION
 from workers.case_copilot.models import Brief
 from workers.case_copilot.rules import VERSION as RULES_VERSION
@@ -166,3 +168,48 @@ def test_a_bad_payload_is_dead_lettered(
         )
     assert reason == "malformed"
     assert expected in error
+
+
+def test_a_slow_llm_does_not_hold_up_an_operator_on_the_same_case(
+    fresh_db_url: str, conn: Conn, case_id: uuid.UUID
+) -> None:
+    with (
+        FakeLLM() as fake,
+        worker_process(
+            "case_copilot",
+            fresh_db_url,
+            {
+                "DRAGONFLY_COPILOT_LLM_BASE_URL": fake.base_url,
+                "DRAGONFLY_COPILOT_LLM_TIMEOUT": "40",
+                "DRAGONFLY_COPILOT_LLM_MAX_ATTEMPTS": "1",
+            },
+        ),
+    ):
+        fake.delay = 20.0
+        _msg_id, key = _request(conn, case_id)
+        assert fake.entered.wait(20), "the LLM was never asked"
+        # While the model thinks, the worker holds no transaction (so no snapshot, no lock)...
+        busy = conn.execute(
+            "select count(*) from pg_stat_activity"
+            " where application_name = 'dragonfly-worker:case_copilot' and xact_start is not null"
+            " and datname = current_database()"
+        ).fetchone()
+        assert busy == (0,)
+        # ...and an operator moves the same case at once: lock_timeout 1 s would refuse it
+        # (55P03) if the case row were locked behind the call.
+        with psycopg.connect(fresh_db_url) as operator, operator.transaction():
+            operator.execute("set local lock_timeout = '1s'")
+            act_as(operator, "enforcement_operator")
+            call_rpc(
+                operator,
+                "set_enforcement_stage",
+                {"case_id": str(case_id), "stage": "wage_garnishment", "note": "while briefing"},
+            )
+        assert not completed(conn, "case_copilot", key)  # the brief was still being written
+        wait_for(lambda: completed(conn, "case_copilot", key), timeout=60, what="the LLM brief")
+    stage = conn.execute(
+        "select current_stage from public.enforcement_cases where id = %s", (case_id,)
+    ).fetchone()
+    assert stage == ("wage_garnishment",)
+    [(backend, *_rest)] = _outputs(conn, case_id)
+    assert backend == "openai_compatible"

@@ -5,6 +5,7 @@ bundle goes through the batch path and dead-letters only the bad one."""
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -257,6 +258,45 @@ def test_a_worker_batches_the_good_jobs_and_dead_letters_the_bad_one(
     plans = conn.execute("select message ->> 'idempotency_key' from pgmq.q_enforce").fetchall()
     assert len(plans) == 1
     assert plans[0][0].endswith(":e2e-0")
+
+
+def test_the_vendor_pull_happens_with_no_transaction_open(
+    conn: Conn, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    ids = make_case(conn)
+    with FakeVendor() as vendor:
+        vendor.gate = threading.Event()
+        try:
+            start_worker(
+                {
+                    "DRAGONFLY_ENRICH_VENDOR_URL": vendor.url,
+                    "DRAGONFLY_ENRICH_VENDOR_ATTEMPTS": "1",
+                    "DRAGONFLY_ENRICH_VENDOR_TIMEOUT": "30",
+                }
+            )
+            key = f"held-{uuid.uuid4()}"
+            _enqueue(conn, key, {"case_id": str(ids["case_id"])})
+            assert vendor.entered.wait(20), "the vendor was never asked"
+            # While the vendor holds the request, the worker's sessions (its slots and its
+            # listener) have no transaction open and hold no lock.
+            sessions = conn.execute(
+                "select pid, state, xact_start from pg_stat_activity"
+                " where application_name = 'dragonfly-worker:enrich'"
+                " and datname = current_database()"
+            ).fetchall()
+            assert sessions
+            assert [(state, xact) for _, state, xact in sessions] == [("idle", None)] * len(
+                sessions
+            )
+            locks = conn.execute(
+                "select count(*) from pg_locks where pid = any(%s)", ([p for p, _, _ in sessions],)
+            ).fetchone()
+            assert locks == (0,)
+        finally:
+            vendor.gate.set()
+        attempts = wait_for(lambda: _completed(conn, key), what="the enrich job")
+    assert attempts == 1
+    assert _state(conn, ids["case_id"])[4:6] == (3, 2)  # the vendor's contacts and assets
 
 
 def test_the_fleet_role_commits_a_batch_that_enqueues_plan_jobs(

@@ -25,6 +25,7 @@ Conn = psycopg.Connection[Any]
 READ = "select msg_id, read_ct, message from public.pgmq_read(%(queue)s, %(vt)s, %(qty)s)"
 # Integer arrays go in binary (%b): dumping them is then about twice as cheap.
 CLAIM = "select msg_id, state from dragonfly.claim_jobs(%s, %b, %b)"
+HOLD = "select dragonfly.hold_jobs(%s, %b, %b, %s)"
 COMPLETE = "select dragonfly.complete_jobs(%s, %s, %b, %b, %b)"
 ACK = "select dragonfly.ack_jobs(%s, %b, %b)"
 RETRY = "select dragonfly.retry_job(%s, %s, %s, %s)"
@@ -61,6 +62,14 @@ def claim(conn: Conn, queue: str, deliveries: list[Delivery]) -> dict[int, str]:
         CLAIM, (queue, [d.msg_id for d in deliveries], [d.read_ct for d in deliveries])
     ).fetchall()
     return {int(r[0]): str(r[1]) for r in rows}
+
+
+def hold(conn: Conn, queue: str, deliveries: list[Delivery], seconds: float) -> int:
+    """Hide the deliveries still ours for ``seconds`` from now (fenced); how many."""
+    row = conn.execute(
+        HOLD, (queue, [d.msg_id for d in deliveries], [d.read_ct for d in deliveries], seconds)
+    ).fetchone()
+    return int(row[0]) if row else 0
 
 
 def complete(
