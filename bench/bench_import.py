@@ -6,7 +6,11 @@ The URL is an admin URL: the benchmark creates and migrates a scratch database o
 server, stages a generated export (default 100,000 rows: ~300 plaintiffs, one debtor per
 row, 2% invalid rows, 1% repeated case numbers) with COPY, then times the RPC alone and
 prints rows per second (target: >= 20,000). A second call on the same run is timed too
-(it must change nothing). The scratch database is dropped afterwards.
+(it must change nothing). Then, in the same database, the cost of the ids' per-row random
+bits: a row's judgment, case and debtor ids, timed for the rows' count with one suffix per
+run (the scheme before ids became underivable) and with md5(secret || line) per row,
+alternating three times (the best of each is printed). The scratch database is dropped
+afterwards.
 """
 
 from __future__ import annotations
@@ -84,6 +88,39 @@ def stage(conn: psycopg.Connection[Any], rows: list[list[str]]) -> Any:
     return run[0]
 
 
+# The ids of one imported row as the import makes them: judgment, case and debtor entity
+# (a plaintiff entity only per plaintiff); before, one suffix per run; now, one digest per
+# line for judgment and case and one for the debtor.
+IDS_PER_RUN_SUFFIX = """
+select count(x.j) + count(x.c) + count(x.d)
+  from (select intake.time_ordered_uuid('0190f00000ab', i, 'a1b2c3d4e5') as j,
+               intake.time_ordered_uuid('0190f00000ab', i, 'b1b2c3d4e5') as c,
+               intake.time_ordered_uuid('0190f00000ab', i, 'c1b2c3d4e5') as d
+          from generate_series(1, %s) as i) as x
+"""
+IDS_PER_ROW_SUFFIX = """
+select count(x.j) + count(x.c) + count(x.d)
+  from (select intake.time_ordered_uuid('0190f00000ab', i, substr(r.bits, 1, 10)) as j,
+               intake.time_ordered_uuid('0190f00000ab', i, substr(r.bits, 11, 10)) as c,
+               intake.time_ordered_uuid('0190f00000ab', i,
+                   substr(md5('0a0a0a0a-1111-4222-8333-444444444444:' || i), 1, 10)) as d
+          from generate_series(1, %s) as i
+         cross join lateral (
+               select md5('6f1d7c4e-0000-4000-8000-000000000001:' || i) as bits) as r) as x
+"""
+
+
+def time_ids(conn: psycopg.Connection[Any], rows: int) -> tuple[float, float]:
+    """Best of three alternating timings of the two id schemes for ``rows`` rows."""
+    best = [float("inf"), float("inf")]
+    for _ in range(3):
+        for slot, query in enumerate((IDS_PER_RUN_SUFFIX, IDS_PER_ROW_SUFFIX)):
+            started = time.perf_counter()
+            conn.execute(query, (rows,)).fetchone()
+            best[slot] = min(best[slot], time.perf_counter() - started)
+    return best[0], best[1]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -120,6 +157,7 @@ def main() -> int:
             rerun = time.perf_counter() - started
             assert again is not None
             assert again[0]["processed_now"] == 0
+            per_run, per_row = time_ids(conn, args.rows)
 
         server = psycopg.connect(url).info.parameter_status("server_version")
     rate = args.rows / elapsed
@@ -130,6 +168,10 @@ def main() -> int:
     print(
         f"  outcome: {summary['status']}: {summary['imported_rows']:,} imported, "
         f"{summary['duplicate_rows']:,} duplicate, {summary['failed_rows']:,} failed"
+    )
+    print(
+        f"  ids of the rows:    {per_run:8.3f} s with one suffix per run, {per_row:.3f} s per row"
+        f" (+{per_row - per_run:.3f} s, {100 * (per_row - per_run) / elapsed:.1f}% of the import)"
     )
     return 0 if rate >= 20_000 else 1
 
