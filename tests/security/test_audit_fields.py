@@ -205,3 +205,16 @@ def test_set_case_scores_takes_json_numbers_as_postgrest_sends_them(db: Conn) ->
     ).fetchone()
     assert row is not None
     assert (float(row[0]), float(row[1]), row[2]) == (80.5, 77.25, "tier0")
+
+
+@pytest.mark.parametrize("name", ENFORCEMENT_RPCS)
+def test_an_unknown_field_is_named_in_at_most_100_characters(
+    db: Conn, enf_case: Seeded, name: str
+) -> None:
+    _, payload = valid_call(db, name, enf_case)
+    payload["K" * 1_000_000] = 1
+    error = refusal(db, lambda: (become(db, "enforcement_operator"), rpc(db, name, payload)))
+    message = str(error.diag.message_primary)
+    assert error.sqlstate == "22023"
+    assert f"{name}: unknown field(s) KKK" in message
+    assert len(message) < 200
