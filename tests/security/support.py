@@ -94,3 +94,15 @@ def without_ids(message: str) -> str:
 
 def new_uuid() -> str:
     return str(uuid.uuid4())
+
+
+def request_brief(url: str, role: str, case_id: str, requested_by: str | None = None) -> int:
+    """``POST /rpc/request_case_copilot`` as ``role``: one transaction, as one HTTP call."""
+    with psycopg.connect(url) as conn:
+        become(conn, role)
+        body: dict[str, Any] = {"case_id": case_id}
+        if requested_by is not None:
+            body["requested_by"] = requested_by
+        msg_id = int(postgrest_rpc(conn, "request_case_copilot", body))
+        conn.commit()
+        return msg_id

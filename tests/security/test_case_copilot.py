@@ -14,22 +14,17 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.security.support import PUBLIC_ROLES, become, identity_of, postgrest_rpc, refusal
+from tests.security.support import (
+    PUBLIC_ROLES,
+    become,
+    identity_of,
+    postgrest_rpc,
+    refusal,
+    request_brief,
+)
 from tests.sql.enforcement_seed import one, seed
 
 Conn = psycopg.Connection[Any]
-
-
-def request(url: str, role: str, case_id: str, requested_by: str | None = None) -> int:
-    """One request in a transaction of its own, as one HTTP call."""
-    with psycopg.connect(url) as conn:
-        become(conn, role)
-        body: dict[str, Any] = {"case_id": case_id}
-        if requested_by is not None:
-            body["requested_by"] = requested_by
-        msg_id = int(postgrest_rpc(conn, "request_case_copilot", body))
-        conn.commit()
-        return msg_id
 
 
 def queued(url: str, case_id: str) -> list[int]:
@@ -54,7 +49,7 @@ def case_id(fresh_db_url: str) -> str:
 def test_public_requests_one_after_another_share_the_pending_brief(
     fresh_db_url: str, case_id: str, role: str
 ) -> None:
-    ids = {request(fresh_db_url, role, case_id) for _ in range(20)}
+    ids = {request_brief(fresh_db_url, role, case_id) for _ in range(20)}
     assert len(ids) == 1
     assert queued(fresh_db_url, case_id) == sorted(ids)
 
@@ -67,7 +62,7 @@ def test_public_requests_all_at_once_share_the_pending_brief(
 
     def call(i: int) -> int:
         barrier.wait(timeout=30)
-        return request(fresh_db_url, PUBLIC_ROLES[i % 2], case_id)
+        return request_brief(fresh_db_url, PUBLIC_ROLES[i % 2], case_id)
 
     with ThreadPoolExecutor(max_workers=callers) as pool:
         ids = set(pool.map(call, range(callers)))
@@ -78,12 +73,12 @@ def test_public_requests_all_at_once_share_the_pending_brief(
 def test_a_new_brief_may_be_requested_once_the_pending_one_is_done(
     fresh_db_url: str, case_id: str
 ) -> None:
-    first = request(fresh_db_url, "anon", case_id)
+    first = request_brief(fresh_db_url, "anon", case_id)
     with psycopg.connect(fresh_db_url) as conn:
         # What the worker does once the brief is stored.
         conn.execute("select pgmq.delete('case_copilot', %s::bigint)", (first,))
         conn.commit()
-    second = request(fresh_db_url, "anon", case_id)
+    second = request_brief(fresh_db_url, "anon", case_id)
     assert second != first
     assert queued(fresh_db_url, case_id) == [second]
 
@@ -92,14 +87,16 @@ def test_a_pending_brief_of_another_case_does_not_count(fresh_db_url: str, case_
     with psycopg.connect(fresh_db_url) as conn:
         other = seed(conn).case_id
         conn.commit()
-    assert request(fresh_db_url, "anon", case_id) != request(fresh_db_url, "anon", other)
+    assert request_brief(fresh_db_url, "anon", case_id) != request_brief(
+        fresh_db_url, "anon", other
+    )
 
 
 @pytest.mark.parametrize("role", ["enforcement_operator", "service_role", "dragonfly_worker"])
 def test_operators_and_the_fleet_get_a_job_per_request(
     fresh_db_url: str, case_id: str, role: str
 ) -> None:
-    ids = [request(fresh_db_url, role, case_id) for _ in range(2)]
+    ids = [request_brief(fresh_db_url, role, case_id) for _ in range(2)]
     assert len(set(ids)) == 2
     assert queued(fresh_db_url, case_id) == ids
 
@@ -116,7 +113,7 @@ def test_operators_and_the_fleet_get_a_job_per_request(
 def test_requested_by_is_the_session_unless_the_caller_is_internal(
     fresh_db_url: str, case_id: str, role: str, recorded: str
 ) -> None:
-    msg_id = request(fresh_db_url, role, case_id, "dragonfly:scheduler")
+    msg_id = request_brief(fresh_db_url, role, case_id, "dragonfly:scheduler")
     with psycopg.connect(fresh_db_url) as conn:
         message = one(conn, "select message from pgmq.q_case_copilot where msg_id = %s", (msg_id,))
     assert message["requested_by"] == message["payload"]["requested_by"] == recorded
@@ -124,7 +121,7 @@ def test_requested_by_is_the_session_unless_the_caller_is_internal(
 
 @pytest.mark.parametrize("role", PUBLIC_ROLES)
 def test_no_name_records_the_session(fresh_db_url: str, case_id: str, role: str) -> None:
-    msg_id = request(fresh_db_url, role, case_id)
+    msg_id = request_brief(fresh_db_url, role, case_id)
     with psycopg.connect(fresh_db_url) as conn:
         message = one(conn, "select message from pgmq.q_case_copilot where msg_id = %s", (msg_id,))
     assert message["payload"]["requested_by"] == identity_of(role)
