@@ -77,6 +77,15 @@ def postgrest_rpc(conn: Conn, name: str, body: dict[str, Any]) -> Any:
     return result[0]
 
 
+def accepted(conn: Conn, role: str, call: Any) -> Any:
+    """Run ``call()`` as ``role`` in a savepoint that must succeed; return its result."""
+    with conn.transaction():
+        become(conn, role)
+        result = call()
+        conn.execute("reset role")
+    return result
+
+
 def refusal(conn: Conn, call: Any) -> psycopg.Error:
     """Run ``call()`` in a savepoint that must fail; return the error."""
     try:

@@ -11,6 +11,7 @@ import pytest
 
 from tests.security.support import OPERATOR_EMAIL, become, postgrest_rpc, refusal
 from tests.sql.enforcement_seed import (
+    DIGESTED_TABLES,
     ENFORCEMENT_RPCS,
     Seeded,
     fingerprint,
@@ -25,14 +26,7 @@ Conn = psycopg.Connection[Any]
 
 NAMED = "dragonfly:scheduler"
 ACTOR_FIELD = {"open_enforcement_case": "created_by", "close_enforcement_case": "closed_by"}
-AUDIT_TABLES = (
-    "public.enforcement_cases",
-    "public.enforcement_events",
-    "public.enforcement_history",
-    "public.enforcement_actions",
-    "public.enforcement_documents",
-    "public.plaintiff_tasks",
-)
+AUDIT_TABLES = tuple(t for t in DIGESTED_TABLES if t != "public.judgments")
 FLEET_RPCS = (
     "set_enforcement_stage",
     "log_enforcement_event",

@@ -16,6 +16,7 @@ from psycopg.types.json import Jsonb
 
 from tests.security.support import (
     PUBLIC_ROLES,
+    accepted,
     become,
     identity_of,
     new_uuid,
@@ -114,16 +115,17 @@ def test_do_not_call_is_sticky_for_public_callers_and_an_operator_lifts_it(
 ) -> None:
     p = plaintiff(db, "do_not_call")
     t = task(db, p)
-    with db.transaction():
-        become(db, role)
-        result = log(
+    result = accepted(
+        db,
+        role,
+        lambda: log(
             db,
             plaintiff_id=p,
             task_id=t,
             outcome="very interested",
             follow_up_at=iso(datetime.now(UTC) + timedelta(days=2)),
-        )
-        db.execute("reset role")
+        ),
+    )
     assert (result["status"], result["status_kept"], result["status_changed"]) == (
         "do_not_call",
         True,
@@ -145,27 +147,29 @@ def test_do_not_call_is_sticky_for_public_callers_and_an_operator_lifts_it(
     ) == identity_of(role)
 
     second = task(db, p)
-    with db.transaction():
-        become(db, "enforcement_operator")
-        lifted = log(db, plaintiff_id=p, task_id=second, outcome="interested")
-        db.execute("reset role")
+    lifted = accepted(
+        db,
+        "enforcement_operator",
+        lambda: log(db, plaintiff_id=p, task_id=second, outcome="interested"),
+    )
     assert (lifted["previous_status"], lifted["status"]) == ("do_not_call", "reached_hot")
 
 
 @pytest.mark.parametrize("role", PUBLIC_ROLES)
 def test_a_public_follow_up_cannot_be_chained_before_it_is_due(db: Conn, role: str) -> None:
     p = plaintiff(db)
-    first_task, second_task = task(db, p), task(db, p)
-    with db.transaction():
-        become(db, role)
-        first = log(
+    first_task = task(db, p)
+    first = accepted(
+        db,
+        role,
+        lambda: log(
             db,
             plaintiff_id=p,
             task_id=first_task,
             outcome="callback",
             follow_up_at=iso(datetime.now(UTC) + timedelta(hours=1)),
-        )
-        db.execute("reset role")
+        ),
+    )
     follow_up = first["follow_up_task_id"]
     assert follow_up is not None
 
@@ -175,40 +179,22 @@ def test_a_public_follow_up_cannot_be_chained_before_it_is_due(db: Conn, role: s
         lambda: (become(db, role), log(db, plaintiff_id=p, task_id=follow_up, outcome="busy")),
     )
     assert error.sqlstate == "P0002"
-    too_soon = refusal(
-        db,
-        lambda: (
-            become(db, role),
-            log(
-                db,
-                plaintiff_id=p,
-                task_id=second_task,
-                outcome="callback",
-                follow_up_at=iso(datetime.now(UTC) + timedelta(minutes=5)),
-            ),
-        ),
-    )
-    assert too_soon.sqlstate == "22023"
-    assert "15 minutes" in str(too_soon)
     assert digest(db, CALL_TABLES) == before
+    too_soon = refused_follow_up(db, role, iso(datetime.now(UTC) + timedelta(minutes=5)))
+    assert "at least 15 minutes ahead" in too_soon
 
     # Once it is due, the follow-up is an ordinary call the console may log.
     db.execute(
         "update public.plaintiff_tasks set due_at = now() - interval '1 minute' where id = %s",
         (follow_up,),
     )
-    with db.transaction():
-        become(db, role)
-        assert log(db, plaintiff_id=p, task_id=follow_up, outcome="busy")["task_status"] == "done"
-        db.execute("reset role")
+    done = accepted(db, role, lambda: log(db, plaintiff_id=p, task_id=follow_up, outcome="busy"))
+    assert done["task_status"] == "done"
 
 
-@pytest.mark.parametrize("role", [*PUBLIC_ROLES, "enforcement_operator", "service_role"])
-@pytest.mark.parametrize(
-    "follow_up_at",
-    ["tomorrow", "J2461000", "1/2/2027", "epoch", "infinity", "99999-01-01", "2027-13-01"],
-)
-def test_follow_up_at_is_iso_8601_only(db: Conn, role: str, follow_up_at: str) -> None:
+def refused_follow_up(db: Conn, role: str, follow_up_at: str) -> str:
+    """Log a callback with ``follow_up_at`` as ``role``; it must be refused with 22023 and
+    write nothing. Returns the message."""
     p = plaintiff(db)
     t = task(db, p)
     before = digest(db, CALL_TABLES)
@@ -220,31 +206,24 @@ def test_follow_up_at_is_iso_8601_only(db: Conn, role: str, follow_up_at: str) -
         ),
     )
     assert error.sqlstate == "22023"
-    assert "follow_up_at must be an ISO 8601 timestamp" in str(error)
     assert digest(db, CALL_TABLES) == before
+    return str(error.diag.message_primary)
+
+
+@pytest.mark.parametrize("role", [*PUBLIC_ROLES, "enforcement_operator", "service_role"])
+@pytest.mark.parametrize(
+    "follow_up_at",
+    ["tomorrow", "J2461000", "1/2/2027", "epoch", "infinity", "99999-01-01", "2027-13-01"],
+)
+def test_follow_up_at_is_iso_8601_only(db: Conn, role: str, follow_up_at: str) -> None:
+    message = refused_follow_up(db, role, follow_up_at)
+    assert "follow_up_at must be an ISO 8601 timestamp" in message
 
 
 @pytest.mark.parametrize("role", [*PUBLIC_ROLES, "service_role"])
 def test_follow_up_at_is_at_most_a_year_ahead(db: Conn, role: str) -> None:
-    p = plaintiff(db)
-    t = task(db, p)
-    before = digest(db, CALL_TABLES)
-    error = refusal(
-        db,
-        lambda: (
-            become(db, role),
-            log(
-                db,
-                plaintiff_id=p,
-                task_id=t,
-                outcome="callback",
-                follow_up_at=iso(datetime.now(UTC) + timedelta(days=400)),
-            ),
-        ),
-    )
-    assert error.sqlstate == "22023"
-    assert "at most one year ahead" in str(error)
-    assert digest(db, CALL_TABLES) == before
+    message = refused_follow_up(db, role, iso(datetime.now(UTC) + timedelta(days=400)))
+    assert "at most one year ahead" in message
 
 
 @pytest.mark.parametrize(
@@ -291,12 +270,13 @@ def test_the_console_logs_an_open_call_task_and_the_session_is_the_actor(
     p = plaintiff(db)
     t = task(db, p)
     follow = datetime.now(UTC) + timedelta(days=2)
-    with db.transaction():
-        become(db, role)
-        result = log(
+    result = accepted(
+        db,
+        role,
+        lambda: log(
             db, plaintiff_id=p, task_id=t, outcome="Left Voicemail", follow_up_at=iso(follow)
-        )
-        db.execute("reset role")
+        ),
+    )
     assert (result["status"], result["status_changed"]) == ("left_voicemail", True)
     assert result["follow_up_task_id"] is not None
     closed_by, created_by = db.execute(
