@@ -6,7 +6,11 @@ The URL is an admin URL: the benchmark creates and migrates a scratch database o
 server, stages a generated export (default 100,000 rows: ~300 plaintiffs, one debtor per
 row, 2% invalid rows, 1% repeated case numbers) with COPY, then times the RPC alone and
 prints rows per second (target: >= 20,000). A second call on the same run is timed too
-(it must change nothing). The scratch database is dropped afterwards.
+(it must change nothing). Then, in the same database, the cost of the ids' per-row random
+bits: a row's judgment, case and debtor ids, timed for the rows' count with one suffix per
+run (the scheme before ids became underivable) and with md5(secret || line) per row,
+alternating three times (the best of each is printed). The scratch database is dropped
+afterwards.
 
 ``--compare-unpinned`` times the same export four times, each on a scratch database of its
 own: migrated up to before 20261202120200 (intake helpers with no search_path, the SQL ones
@@ -160,6 +164,40 @@ def helper_costs(url: str, calls: int, rounds: int = 5) -> dict[str, float]:
     return costs
 
 
+# The ids of one imported row as the import makes them: judgment, case and debtor entity
+# (a plaintiff entity only per plaintiff); before, one suffix per run; now, one digest per
+# line for judgment and case and one for the debtor.
+IDS_PER_RUN_SUFFIX = """
+select count(x.j) + count(x.c) + count(x.d)
+  from (select intake.time_ordered_uuid('0190f00000ab', i, 'a1b2c3d4e5') as j,
+               intake.time_ordered_uuid('0190f00000ab', i, 'b1b2c3d4e5') as c,
+               intake.time_ordered_uuid('0190f00000ab', i, 'c1b2c3d4e5') as d
+          from generate_series(1, %s) as i) as x
+"""
+IDS_PER_ROW_SUFFIX = """
+select count(x.j) + count(x.c) + count(x.d)
+  from (select intake.time_ordered_uuid('0190f00000ab', i, substr(r.bits, 1, 10)) as j,
+               intake.time_ordered_uuid('0190f00000ab', i, substr(r.bits, 11, 10)) as c,
+               intake.time_ordered_uuid('0190f00000ab', i,
+                   substr(md5('0a0a0a0a-1111-4222-8333-444444444444:' || i), 1, 10)) as d
+          from generate_series(1, %s) as i
+         cross join lateral (
+               select md5('6f1d7c4e-0000-4000-8000-000000000001:' || i) as bits) as r) as x
+"""
+
+
+def time_ids(url: str, rows: int) -> tuple[float, float]:
+    """Best of three alternating timings of the two id schemes for ``rows`` rows."""
+    best = [float("inf"), float("inf")]
+    with psycopg.connect(url, autocommit=True) as conn:
+        for _ in range(3):
+            for slot, query in enumerate((IDS_PER_RUN_SUFFIX, IDS_PER_ROW_SUFFIX)):
+                started = time.perf_counter()
+                conn.execute(query, (rows,)).fetchone()
+                best[slot] = min(best[slot], time.perf_counter() - started)
+    return best[0], best[1]
+
+
 @contextmanager
 def migrations_before(name: str) -> Iterator[Path]:
     """A directory with the project's migrations that sort before ``name``."""
@@ -204,7 +242,14 @@ def main() -> int:
     if not args.compare_unpinned:
         with scratch_database(args.database_url, "df_bench_import", args.keep) as url:
             timing = measure(url, rows)
-        return 0 if report("", args.rows, timing) >= 20_000 else 1
+            per_run, per_row = time_ids(url, args.rows)
+        rate = report("", args.rows, timing)
+        print(
+            f"  ids of the rows:    {per_run:8.3f} s with one suffix per run, {per_row:.3f} s per"
+            f" row (+{per_row - per_run:.3f} s, {100 * (per_row - per_run) / timing.processed:.1f}%"
+            " of the import)"
+        )
+        return 0 if rate >= 20_000 else 1
 
     # Before, pinned, pinned, before: each on a scratch database of its own, in an order that
     # cancels a steady drift of the machine's speed (caches warming, other load).

@@ -50,7 +50,7 @@ def case_id(conn: Conn) -> uuid.UUID:
 
 def _request(conn: Conn, case_id: uuid.UUID) -> tuple[int, str]:
     row = conn.execute(
-        "select public.request_case_copilot(%s, 'ops@example.test')", (case_id,)
+        "select public.request_case_copilot(%s::text, 'ops@example.test')", (case_id,)
     ).fetchone()
     assert row is not None
     msg_id = int(row[0])
