@@ -13,6 +13,7 @@ import pytest
 
 from tests.harness import run_cli
 from workers.db.migrate import MigrationError, default_migrations_dir, discover, migrate, status
+from workers.job_kinds import KINDS
 
 
 def applied_versions(url: str) -> list[str]:
@@ -42,7 +43,7 @@ def test_migrate_empty_database_then_again_applies_nothing(empty_db_url: str) ->
         ).fetchone()
     assert first == [f.filename for f in files]
     assert second == []
-    assert [q[0] for q in queues] == ["case_copilot", "enforce", "enrich", "outreach"]
+    assert [q[0] for q in queues] == sorted(KINDS)
     assert record is not None
     name, statements, checksum = record
     assert name == files[0].name
@@ -55,7 +56,7 @@ def test_queues_have_insert_notifications(fresh_db_url: str) -> None:
         rows = conn.execute(
             "select queue_name, throttle_interval_ms from pgmq.list_notify_insert_throttles()"
         ).fetchall()
-        assert sorted(rows) == [(q, 0) for q in ("case_copilot", "enforce", "enrich", "outreach")]
+        assert sorted(rows) == [(q, 0) for q in sorted(KINDS)]
         conn.execute('listen "pgmq.q_enrich.INSERT"')
         with psycopg.connect(fresh_db_url, autocommit=True) as sender:
             sender.execute("select pgmq.send('enrich', '{}'::jsonb)")

@@ -11,7 +11,8 @@ from uuid import UUID
 
 import psycopg
 
-from workers.demo.drain import QUEUES, QueueState
+from workers.demo.drain import QueueState
+from workers.job_kinds import KINDS
 
 COMPLETED = """
 select kind, count(*) from dragonfly.completed_jobs
@@ -161,7 +162,7 @@ def render(s: Summary) -> str:
     dead_by_queue: dict[str, int] = {}
     for q, _r, _e in s.dead:
         dead_by_queue[q] = dead_by_queue.get(q, 0) + 1
-    for q in QUEUES:
+    for q in KINDS:
         add(f"  {q:<22}{s.jobs.get(q, 0):>6}{s.deferred.get(q, 0):>11}{dead_by_queue.get(q, 0):>7}")
     add("")
     add("Collectability (tier: cases, mean score)")
