@@ -44,6 +44,6 @@ class QueueStats:
 
 
 def queue_stats(conn: psycopg.Connection[Any]) -> list[QueueStats]:
-    """Statistics of every queue in pgmq.meta, ordered by name."""
+    """Statistics of every job kind's queue (dragonfly.job_kinds), ordered by name."""
     with conn.cursor(row_factory=class_row(QueueStats)) as cur:
         return cur.execute(QUEUE_STATS).fetchall()
