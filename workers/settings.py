@@ -7,6 +7,8 @@ keeps the name every platform (Supabase, Heroku, Render) already uses.
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -19,7 +21,7 @@ from pydantic import (
     ValidationInfo,
     field_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from workers.job_kinds import check_kind_name, python_kinds
 
@@ -139,8 +141,9 @@ class Settings(BaseSettings):
     @field_validator("job_timeouts")
     @classmethod
     def _positive_timeouts(cls, value: dict[str, float]) -> dict[str, float]:
-        if any(t <= 0 for t in value.values()):
-            raise ValueError("timeouts must be positive")
+        # `not 0 < t` also refuses NaN, which JSON-ish input can carry.
+        if any(not 0 < t <= 86400 for t in value.values()):
+            raise ValueError("timeouts must be more than 0 and at most 86400 seconds")
         return value
 
     # --- end worker runtime ---
@@ -368,7 +371,23 @@ def describe_validation_error(exc: ValidationError) -> str:
     loc = first.get("loc") or ("?",)
     field = str(loc[0])
     message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
-    return f"invalid setting {env_name(field)}: {message}"
+    where = "".join(f"[{part!r}]" for part in loc[1:])  # a key inside a JSON-valued setting
+    return f"invalid setting {env_name(field)}{where}: {message}"
+
+
+_SOURCE_FIELD = re.compile(r'field "(?P<field>[^"]+)"')
+
+
+def describe_source_error(exc: SettingsError) -> str:
+    """One line for a value pydantic-settings could not even parse (a JSON-valued setting)."""
+    match = _SOURCE_FIELD.search(str(exc))
+    variable = env_name(match["field"]) if match else "?"
+    cause = exc.__cause__
+    if isinstance(cause, json.JSONDecodeError):
+        reason = f"not valid JSON ({cause.msg} at character {cause.pos})"
+    else:
+        reason = " ".join(str(cause or exc).split()) or "unreadable value"
+    return f"invalid setting {variable}: {reason}"
 
 
 def load_settings() -> Settings:
@@ -377,3 +396,5 @@ def load_settings() -> Settings:
         return Settings()
     except ValidationError as exc:
         raise ConfigError(describe_validation_error(exc)) from None
+    except SettingsError as exc:
+        raise ConfigError(describe_source_error(exc)) from None

@@ -40,16 +40,18 @@ grant select on dragonfly.job_kinds to service_role, dragonfly_worker;
 create policy "The fleet reads the job kinds" on dragonfly.job_kinds
     for select to dragonfly_worker using (true);
 
--- Register a kind: its row and its queue, both idempotent, so the same call in a
--- migration applied to a database that already has the kind (or its queue) changes
--- nothing but the description. Insert notifications are enabled only where PGMQ has them
--- and the queue has none yet: re-enabling would drop and recreate the trigger.
+-- Register a kind: its row, its queue and the queue's insert notification, each only if
+-- missing, so the same call in a migration applied to a database that already has the
+-- kind (or its queue) changes nothing but the description: re-enabling a notification
+-- would drop and recreate its trigger.
 create function dragonfly.register_job_kind(kind text, description text)
 returns void
 language plpgsql
 volatile
 set search_path = ''
 as $$
+declare
+    v_triggers text[];
 begin
     if kind is null or kind !~ '^[a-z][a-z0-9_]{0,39}$' then
         raise exception using
@@ -76,26 +78,36 @@ begin
         perform pgmq.create(register_job_kind.kind);
     end if;
 
-    -- Nested: before PGMQ 1.7 neither the function nor the throttle table exists.
-    if exists (
-        select 1
-          from pg_catalog.pg_proc as p
-          join pg_catalog.pg_namespace as n on n.oid = p.pronamespace
-         where n.nspname = 'pgmq' and p.proname = 'enable_notify_insert'
-    ) then
-        if not exists (
-            select 1 from pgmq.notify_insert_throttle as t where t.queue_name = register_job_kind.kind
-        ) then
-            perform pgmq.enable_notify_insert(register_job_kind.kind, 0);
-        end if;
+    -- Insert notifications, once. The job queues notify through the project's own
+    -- statement-level trigger (dragonfly.enable_queue_notify, migration 20261202120000,
+    -- which also removes PGMQ's). Before that migration has run, PGMQ's own notification
+    -- (1.7 and later) stands in, and that migration converts it.
+    select coalesce(pg_catalog.array_agg(t.tgname::text), '{}')
+      into v_triggers
+      from pg_catalog.pg_trigger as t
+      join pg_catalog.pg_class as c on c.oid = t.tgrelid
+      join pg_catalog.pg_namespace as n on n.oid = c.relnamespace
+     where n.nspname = 'pgmq' and c.relname = 'q_' || register_job_kind.kind;
+    if 'dragonfly_notify_insert' = any (v_triggers) then
+        null;  -- notified the project's way already
+    elsif pg_catalog.to_regprocedure('dragonfly.enable_queue_notify(text)') is not null then
+        execute 'select dragonfly.enable_queue_notify($1)' using register_job_kind.kind;
+    elsif 'trigger_notify_queue_insert_listeners' <> all (v_triggers)
+          and exists (
+              select 1
+                from pg_catalog.pg_proc as p
+                join pg_catalog.pg_namespace as n on n.oid = p.pronamespace
+               where n.nspname = 'pgmq' and p.proname = 'enable_notify_insert'
+          ) then
+        perform pgmq.enable_notify_insert(register_job_kind.kind, 0);
     end if;
 end
 $$;
 
 comment on function dragonfly.register_job_kind(text, text) is
     'Register a job kind: insert its dragonfly.job_kinds row (or update its description) and '
-    'create its PGMQ queue with insert notifications (where PGMQ has them), each only if '
-    'missing. Call it from the migration that adds the kind. 22023 on a kind that is not a '
+    'create its PGMQ queue with insert notifications (dragonfly.enable_queue_notify), each only '
+    'if missing. Call it from the migration that adds the kind. 22023 on a kind that is not a '
     'lowercase identifier of at most 40 characters, or a blank description.';
 
 revoke execute on function dragonfly.register_job_kind(text, text) from public;

@@ -9,7 +9,7 @@ import psycopg
 
 from tests.alerts.conftest import Listeners
 from tests.alerts.fakes import FakeSlack, deliveries, log_event, wait_until
-from tests.harness import run_cli
+from tests.harness import run_cli, worker_url
 
 Conn = psycopg.Connection[Any]
 
@@ -105,7 +105,8 @@ def test_listen_once_catches_up_and_delivers(
 ) -> None:
     for _ in range(3):
         log_event(conn, case_id)
-    env = {"DATABASE_URL": fresh_db_url, "DRAGONFLY_SLACK_WEBHOOK_URL": slack.url}
+    # The listener logs in as a member of dragonfly_worker, as it is deployed.
+    env = {"DATABASE_URL": worker_url(fresh_db_url), "DRAGONFLY_SLACK_WEBHOOK_URL": slack.url}
 
     result = run_cli("listen", "--once", env=env)
 

@@ -7,7 +7,6 @@ test polls; readiness is its ``listener_ready`` line, logged after the start-up 
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -20,7 +19,7 @@ import psycopg
 import pytest
 
 from tests.alerts.fakes import FakeSlack, deliveries, event_ids_of, log_event, wait_until
-from tests.harness import REPO
+from tests.harness import REPO, child_env, worker_url
 
 Conn = psycopg.Connection[Any]
 
@@ -31,10 +30,9 @@ class ListenerProcess:
     def __init__(self, name: str, url: str, slack: FakeSlack, log_dir: Path) -> None:
         self.name = name
         self.log_path = log_dir / f"{name}.log"
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("DRAGONFLY_", "DATABASE_"))}
-        env.update(
+        env = child_env(
             {
-                "DATABASE_URL": url,
+                "DATABASE_URL": worker_url(url),  # a member of dragonfly_worker, as deployed
                 "DRAGONFLY_SLACK_WEBHOOK_URL": slack.url,
                 "DRAGONFLY_METRICS_PORT": "0",
                 "DRAGONFLY_LOG_FORMAT": "json",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote
 from uuid import UUID
 
 import psycopg
@@ -12,6 +11,7 @@ from psycopg import errors
 
 from tests.alerts.conftest import Listeners
 from tests.alerts.fakes import FakeSlack, deliveries, log_event, set_rules
+from tests.harness import WORKER_LOGIN, worker_url
 
 Conn = psycopg.Connection[Any]
 
@@ -96,9 +96,11 @@ def test_a_listener_runs_as_dragonfly_worker(
         {"name": "replan", "sinks": ["queue"], "job_kind": "enforce"},
     )
     log_event(conn, case_id)
-    as_worker = f"{fresh_db_url}?options={quote('-c role=dragonfly_worker')}"
+    as_worker = worker_url(fresh_db_url)
     with psycopg.connect(as_worker) as check:
-        assert one(check, "select current_user") == "dragonfly_worker"
+        assert one(check, "select session_user") == WORKER_LOGIN
+        assert one(check, "select pg_has_role(session_user, 'dragonfly_worker', 'member')")
+        assert not one(check, "select rolsuper from pg_roles where rolname = session_user")
 
     result = listeners.make(slack=slack, url=as_worker).run_once()
 

@@ -168,6 +168,16 @@ def test_dlq_replay_sends_the_envelope_again_and_records_who_and_when(
     assert depth == (1,)
 
 
+@pytest.mark.parametrize("command", [["replay"], ["purge", "--yes"]])
+def test_replaying_or_purging_an_unknown_id_prints_one_message(
+    fresh_db_url: str, command: list[str]
+) -> None:
+    result = cli(fresh_db_url, "dlq", *command, "999999")
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.strip() == "dead letter 999999 does not exist"
+
+
 def test_dlq_replay_by_filter_skips_malformed_and_needs_a_selection(
     conn: Conn, fresh_db_url: str
 ) -> None:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import psycopg
 
-from tests.harness import run_cli
+from tests.harness import run_cli, worker_url
 
 
 def test_once_run_and_status(fresh_db_url: str) -> None:
-    env = {"DATABASE_URL": fresh_db_url, "DRAGONFLY_LOG_FORMAT": "json"}
+    # The scheduler logs in as a member of dragonfly_worker, as it is deployed.
+    env = {"DATABASE_URL": worker_url(fresh_db_url), "DRAGONFLY_LOG_FORMAT": "json"}
     with psycopg.connect(fresh_db_url, autocommit=True) as conn:
         conn.execute("drop function if exists public.refresh_enforcement_metrics() cascade")
 

@@ -7,14 +7,13 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import httpx
 import psycopg
 import pytest
 
 from tests.fleet.helpers import free_ports, wait_for
-from tests.harness import REPO, run_cli
+from tests.harness import REPO, child_env, run_cli
 
 
 def healthz_pid(port: int) -> int | None:
@@ -45,15 +44,16 @@ def test_up_migrates_runs_restarts_a_killed_child_and_stops_cleanly(
     empty_db_url: str, tmp_path: Path
 ) -> None:
     base = free_ports(2)
-    env: dict[str, Any] = {
-        k: v for k, v in os.environ.items() if not k.startswith(("DRAGONFLY_", "DATABASE_"))
-    }
-    env.update(
-        DATABASE_URL=empty_db_url,
-        DRAGONFLY_METRICS_PORT=str(base),
-        DRAGONFLY_LOG_FORMAT="json",
-        DRAGONFLY_SCHEDULER_TICK_SECONDS="0.2",
-        DRAGONFLY_FLEET_STOP_TIMEOUT="20",
+    env = child_env(
+        {
+            # The owner's login, not the fleet's: `up` migrates the empty database first
+            # and its children share its DATABASE_URL.
+            "DATABASE_URL": empty_db_url,
+            "DRAGONFLY_METRICS_PORT": str(base),
+            "DRAGONFLY_LOG_FORMAT": "json",
+            "DRAGONFLY_SCHEDULER_TICK_SECONDS": "0.2",
+            "DRAGONFLY_FLEET_STOP_TIMEOUT": "20",
+        }
     )
     log = (tmp_path / "up.log").open("w")
     up = subprocess.Popen(

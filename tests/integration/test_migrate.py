@@ -53,10 +53,19 @@ def test_migrate_empty_database_then_again_applies_nothing(empty_db_url: str) ->
 
 def test_queues_have_insert_notifications(fresh_db_url: str) -> None:
     with psycopg.connect(fresh_db_url, autocommit=True) as conn:
-        rows = conn.execute(
-            "select queue_name, throttle_interval_ms from pgmq.list_notify_insert_throttles()"
+        triggers = conn.execute(
+            "select c.relname, t.tgname from pg_trigger as t"
+            " join pg_class as c on c.oid = t.tgrelid"
+            " join pg_namespace as n on n.oid = c.relnamespace"
+            " where n.nspname = 'pgmq' and c.relname like 'q\\_%' and not t.tgisinternal"
         ).fetchall()
-        assert sorted(rows) == [(q, 0) for q in sorted(KINDS)]
+        assert sorted(triggers) == [(f"q_{q}", "dragonfly_notify_insert") for q in sorted(KINDS)]
+        # PGMQ's own (throttled, row-locking) notification is off on the job queues.
+        throttled = conn.execute(
+            "select count(*) from pgmq.notify_insert_throttle where queue_name = any(%s)",
+            (list(KINDS),),
+        ).fetchone()
+        assert throttled == (0,)
         conn.execute('listen "pgmq.q_enrich.INSERT"')
         with psycopg.connect(fresh_db_url, autocommit=True) as sender:
             sender.execute("select pgmq.send('enrich', '{}'::jsonb)")

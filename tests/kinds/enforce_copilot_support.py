@@ -4,7 +4,6 @@ chat-completions server, a brief the fake model answers with, and small DB helpe
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -13,11 +12,12 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import psycopg
 from psycopg.types.json import Jsonb
+
+from tests.harness import REPO, child_env, worker_url
 
 GOOD_BRIEF: dict[str, Any] = {
     "summary": "The debtor owes the full balance; a bank account is known.",
@@ -137,27 +137,23 @@ def case_row(conn: psycopg.Connection[Any], case_id: uuid.UUID) -> dict[str, Any
 
 # --- real worker processes ----------------------------------------------------------------
 
-REPO = Path(__file__).resolve().parents[2]
-
 
 @contextmanager
 def worker_process(kind: str, url: str, env: dict[str, str] | None = None) -> Iterator[Any]:
-    """``python -m workers.cli worker KIND`` against ``url``; SIGTERM (then kill) on exit."""
-    full_env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("DRAGONFLY_", "DATABASE_"))
-    }
-    full_env.update(
+    """``python -m workers.cli worker KIND`` against ``url``'s database, logged in as the
+    session's worker login (a member of dragonfly_worker); SIGTERM (then kill) on exit."""
+    full_env = child_env(
         {
-            "DATABASE_URL": url,
+            "DATABASE_URL": worker_url(url),
             "DRAGONFLY_METRICS_PORT": "0",
             "DRAGONFLY_POLL_INTERVAL": "0.2",
             "DRAGONFLY_RETRY_BASE_DELAY": "0.2",
             "DRAGONFLY_RETRY_MAX_DELAY": "1",
             "DRAGONFLY_MAX_ATTEMPTS": "3",
             "DRAGONFLY_LOG_FORMAT": "json",
+            **(env or {}),
         }
     )
-    full_env.update(env or {})
     proc = subprocess.Popen(
         [sys.executable, "-m", "workers.cli", "worker", kind],
         env=full_env,

@@ -71,6 +71,8 @@ def test_a_small_demo_runs_end_to_end(fresh_db_url: str, tmp_path: Path) -> None
         "150",
         "--csv",
         str(tmp_path / "book.csv"),
+        # The owner's login, not the fleet's: the demo migrates and seeds the database
+        # before it starts its fleet with the same DATABASE_URL.
         env={"DATABASE_URL": fresh_db_url, "DRAGONFLY_HOME": str(tmp_path / "home")},
         timeout=170,
     )

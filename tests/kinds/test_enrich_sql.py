@@ -189,26 +189,3 @@ def test_the_fleet_role_can_enrich_through_the_functions_alone(db: Conn) -> None
     assert _record(db, ids["case_id"], 60)["tier"] == "tier1"
     with pytest.raises(psycopg.errors.InsufficientPrivilege), db.transaction():
         db.execute("select 1 from enrichment.contacts limit 1")
-
-
-def test_defer_queue_notify_moves_pgmq_notifications_to_commit(db: Conn) -> None:
-    deferrable = db.execute(
-        "select count(*) from pg_constraint"
-        " where conname = 'trigger_notify_queue_insert_listeners' and condeferrable"
-    ).fetchone()
-    db.execute("set local role dragonfly_worker")
-    db.execute("select dragonfly.defer_queue_notify()")
-    db.execute(
-        "select public.queue_job(%s)",
-        (Jsonb({"kind": "enforce", "idempotency_key": "defer-1", "payload": {}}),),
-    )
-    db.execute("reset role")
-    if deferrable == (0,):  # PGMQ without insert notifications: nothing to defer
-        return
-    # Deferred: this transaction has not touched (so not locked) the throttle row yet...
-    touched = "select count(*) from pgmq.notify_insert_throttle where queue_name = 'enforce'"
-    touched += " and xmin = pg_current_xact_id()::xid"
-    assert db.execute(touched).fetchone() == (0,)
-    # ...and does at commit (set constraints ... immediate fires what was deferred).
-    db.execute("set constraints all immediate")
-    assert db.execute(touched).fetchone() == (1,)

@@ -14,6 +14,7 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
+from tests.harness import WORKER_LOGIN
 from tests.kinds.enrich_outreach_support import (
     RICH_BUNDLE,
     FakeVendor,
@@ -256,3 +257,32 @@ def test_a_worker_batches_the_good_jobs_and_dead_letters_the_bad_one(
     plans = conn.execute("select message ->> 'idempotency_key' from pgmq.q_enforce").fetchall()
     assert len(plans) == 1
     assert plans[0][0].endswith(":e2e-0")
+
+
+def test_the_fleet_role_commits_a_batch_that_enqueues_plan_jobs(
+    conn: Conn, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    # The documented deployment: the worker logs in as a member of dragonfly_worker, which
+    # has no right on schema pgmq. Each tier change enqueues a plan job inside the batch.
+    cases = [make_case(conn) for _ in range(3)]
+    enforcement_ids = [open_enforcement_case(conn, ids) for ids in cases]
+    for n, ids in enumerate(cases):
+        _enqueue(conn, f"role-{n}", {"case_id": str(ids["case_id"]), "bundle": RICH_BUNDLE})
+    worker = start_worker()
+    logins = conn.execute(
+        "select distinct usename from pg_stat_activity where datname = current_database()"
+        " and pid <> pg_backend_pid()"
+    ).fetchall()
+    assert logins == [(WORKER_LOGIN,)]
+
+    wait_for(
+        lambda: conn.execute(
+            "select count(*) = 3 from dragonfly.completed_jobs where kind = 'enrich'"
+        ).fetchone()[0],  # type: ignore[index]
+        what="the batch to commit",
+    )
+    assert worker.events("case_enriched", batch=True)
+    assert not worker.events("batch_handler_failed")
+    assert conn.execute("select count(*) from dragonfly.dead_letters").fetchone() == (0,)
+    plans = conn.execute("select message -> 'payload' ->> 'case_id' from pgmq.q_enforce")
+    assert sorted(row[0] for row in plans) == sorted(str(e) for e in enforcement_ids)

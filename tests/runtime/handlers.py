@@ -35,6 +35,10 @@ create table runtime_test.effects (
 );
 create table runtime_test.switch (broken boolean not null);
 insert into runtime_test.switch values (false);
+-- The worker processes log in as a member of dragonfly_worker: the test handler's own
+-- tables are theirs to use, as a kind's tables are granted to the fleet's role.
+grant usage on schema runtime_test to dragonfly_worker;
+grant select, insert, update on all tables in schema runtime_test to dragonfly_worker;
 """
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -16,7 +15,7 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from tests.harness import REPO
+from tests.harness import REPO, child_env, worker_url
 
 T = TypeVar("T")
 
@@ -50,7 +49,8 @@ def wait_until(
 
 
 class WorkerProcess:
-    """``python -m workers.cli worker KIND`` in a subprocess, its JSON log in a file."""
+    """``python -m workers.cli worker KIND`` in a subprocess, its JSON log in a file,
+    logged in to ``url``'s database as the session's worker login."""
 
     def __init__(
         self,
@@ -63,12 +63,8 @@ class WorkerProcess:
         env: dict[str, str] | None = None,
         name: str = "worker",
     ) -> None:
-        full_env = {
-            k: v for k, v in os.environ.items() if not k.startswith(("DRAGONFLY_", "DATABASE_"))
-        }
-        full_env.update(TEST_ENV)
-        full_env["DATABASE_URL"] = url
-        full_env.update(env or {})
+        # Logged in as a member of dragonfly_worker, as the fleet is deployed.
+        full_env = child_env({**TEST_ENV, "DATABASE_URL": worker_url(url), **(env or {})})
         self.log_path = log_dir / f"{name}-{time.monotonic_ns()}.log"
         self._log_file = self.log_path.open("w")
         argv = [sys.executable, "-m", "workers.cli", "worker", kind]

@@ -16,6 +16,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from tests.harness import ensure_worker_login
 from tests.runtime.handlers import SCHEMA_SQL
 from tests.runtime.support import (
     WorkerProcess,
@@ -72,6 +73,7 @@ def own_server() -> Iterator[OwnServer]:
         with psycopg.connect(server.url, autocommit=True) as conn:
             migrate(conn, default_migrations_dir())
             conn.execute(SCHEMA_SQL)
+        ensure_worker_login(server.url)  # the workers log in as a member of dragonfly_worker
         yield server
     finally:
         server.close()

@@ -24,15 +24,19 @@ def queue_job(db: Conn, payload: dict[str, Any]) -> int:
     return int(row[0])
 
 
-def notify_triggers(db: Conn, kind: str) -> list[int]:
+def notify_triggers(db: Conn, kind: str) -> list[tuple[int, str]]:
+    """The (oid, name) of every trigger on the kind's queue table."""
     rows = db.execute(
-        "select t.oid from pg_trigger t join pg_class c on c.oid = t.tgrelid"
+        "select t.oid, t.tgname from pg_trigger t join pg_class c on c.oid = t.tgrelid"
         " join pg_namespace n on n.oid = c.relnamespace"
-        " where n.nspname = 'pgmq' and c.relname = %s"
-        " and t.tgname = 'trigger_notify_queue_insert_listeners'",
+        " where n.nspname = 'pgmq' and c.relname = %s and not t.tgisinternal",
         (f"q_{kind}",),
     ).fetchall()
-    return [int(r[0]) for r in rows]
+    return [(int(oid), str(name)) for oid, name in rows]
+
+
+def trigger_names(db: Conn, kind: str) -> list[str]:
+    return [name for _oid, name in notify_triggers(db, kind)]
 
 
 def test_the_shipped_kinds_are_registered_with_their_queues(db: Conn) -> None:
@@ -41,7 +45,7 @@ def test_the_shipped_kinds_are_registered_with_their_queues(db: Conn) -> None:
     queues = db.execute("select queue_name from pgmq.meta order by 1").fetchall()
     assert [q[0] for q in queues] == sorted(KINDS)
     for kind in KINDS:
-        assert len(notify_triggers(db, kind)) == 1, kind
+        assert trigger_names(db, kind) == ["dragonfly_notify_insert"], kind
 
 
 def test_registering_creates_the_row_the_queue_and_its_notifications(db: Conn) -> None:
@@ -52,10 +56,20 @@ def test_registering_creates_the_row_the_queue_and_its_notifications(db: Conn) -
     assert db.execute("select count(*) from pgmq.meta where queue_name = 'tally'").fetchone() == (
         1,
     )
+    # The project's notification, not PGMQ's throttled one (migration 20261202120000).
+    assert trigger_names(db, "tally") == ["dragonfly_notify_insert"]
     assert db.execute(
-        "select throttle_interval_ms from pgmq.notify_insert_throttle where queue_name = 'tally'"
+        "select count(*) from pgmq.notify_insert_throttle where queue_name = 'tally'"
     ).fetchone() == (0,)
-    assert len(notify_triggers(db, "tally")) == 1
+
+
+def test_before_the_projects_notification_exists_pgmqs_stands_in(db: Conn) -> None:
+    # A database migrated up to the registry but not yet to 20261202120000.
+    db.execute("drop function dragonfly.enable_queue_notify(text)")
+    register(db, "tally")
+    assert trigger_names(db, "tally") == ["trigger_notify_queue_insert_listeners"]
+    register(db, "tally")  # again: not enabled twice
+    assert trigger_names(db, "tally") == ["trigger_notify_queue_insert_listeners"]
 
 
 def test_registering_again_changes_only_the_description(db: Conn) -> None:

@@ -40,6 +40,13 @@ def test_empty_database_url_means_embedded(monkeypatch: pytest.MonkeyPatch) -> N
         ("DRAGONFLY_CONNECT_TIMEOUT", "soon", "invalid setting DRAGONFLY_CONNECT_TIMEOUT"),
         ("DRAGONFLY_CONNECT_TIMEOUT", "0", "invalid setting DRAGONFLY_CONNECT_TIMEOUT"),
         ("DRAGONFLY_LOG_LEVEL", "loud", "invalid setting DRAGONFLY_LOG_LEVEL"),
+        ("DRAGONFLY_JOB_TIMEOUTS", '{"enrich": NaN}', "invalid setting DRAGONFLY_JOB_TIMEOUTS"),
+        ("DRAGONFLY_JOB_TIMEOUTS", '{"enrich": 1e999}', "invalid setting DRAGONFLY_JOB_TIMEOUTS"),
+        (
+            "DRAGONFLY_JOB_TIMEOUTS",
+            '{"enrich": "soon"}',
+            "invalid setting DRAGONFLY_JOB_TIMEOUTS['enrich']",
+        ),
     ],
 )
 def test_invalid_value_is_one_line_naming_the_variable(

@@ -15,6 +15,7 @@ import pkgutil
 import sys
 from collections.abc import Sequence
 from types import ModuleType
+from typing import Any
 
 from workers.cli.common import CommandError
 from workers.settings import ConfigError
@@ -32,11 +33,31 @@ def _command_modules() -> list[ModuleType]:
     return modules
 
 
+_REQUIRED = "the following arguments are required: "
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse that reports a bad argument as one line and exit code 2."""
+    """argparse that reports a bad argument as one line and exit code 2.
+
+    Subcommand groups show as ``COMMAND`` (not their internal ``dest``), and a
+    missing subcommand is reported with the choices.
+    """
+
+    def add_subparsers(self, **kwargs: Any) -> Any:
+        kwargs.setdefault("metavar", "COMMAND")
+        return super().add_subparsers(**kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message}\n")
+        self.exit(2, f"{self.prog}: error: {self._readable(message)}\n")
+
+    def _readable(self, message: str) -> str:
+        if not message.startswith(_REQUIRED):
+            return message
+        missing = message.removeprefix(_REQUIRED).split(", ")
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction) and action.metavar in missing:
+                return f"missing COMMAND: choose one of {', '.join(action.choices)}"
+        return message
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -10,7 +10,6 @@ from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from types import FrameType
 from typing import Any
-from uuid import UUID
 
 import psycopg
 from pydantic import ValidationError
@@ -21,6 +20,7 @@ from workers.alerts.metrics import AlertMetrics
 from workers.alerts.models import DELIVERY_STATUSES, SINK_NAMES, Rule
 from workers.alerts.sinks import build_sinks
 from workers.alerts.sinks.email import split_addresses
+from workers.cli.argtypes import positive_int, uuid
 from workers.cli.common import CommandError, open_connection, settings_and_url
 from workers.db.connect import redact
 from workers.job_kinds import KINDS
@@ -48,9 +48,9 @@ def register(subparsers: Any) -> None:
     p = commands.add_parser("list", help="list deliveries, newest first")
     p.add_argument("--status", choices=DELIVERY_STATUSES, help="only deliveries in this status")
     p.add_argument("--sink", choices=SINK_NAMES, help="only deliveries to this sink")
-    p.add_argument("--event", type=UUID, help="only deliveries of this event id")
-    p.add_argument("--case", type=UUID, help="only deliveries of this enforcement case id")
-    p.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    p.add_argument("--event", type=uuid, help="only deliveries of this event id")
+    p.add_argument("--case", type=uuid, help="only deliveries of this enforcement case id")
+    p.add_argument("--limit", type=positive_int, default=50, help="at most this many (default 50)")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.set_defaults(func=cmd_list)
 
@@ -63,7 +63,7 @@ def register(subparsers: Any) -> None:
         description="A dead delivery goes back to pending with a fresh attempt count; a failed"
         " one waiting for its backoff becomes due now. Running listeners are woken.",
     )
-    p.add_argument("ids", nargs="*", type=int, metavar="ID", help="delivery ids")
+    p.add_argument("ids", nargs="*", type=positive_int, metavar="ID", help="delivery ids")
     p.add_argument("--all-dead", action="store_true", help="every dead delivery")
     p.set_defaults(func=cmd_retry)
 

@@ -9,19 +9,13 @@ from typing import Any
 
 import psycopg
 
+from workers.cli.argtypes import integer, non_negative_int, positive_int, positive_number
 from workers.cli.common import CommandError, settings_and_url
 from workers.db.migrate import MigrationError
 from workers.demo.drain import DrainTimeout
 from workers.demo.runner import DemoOptions, run_demo
 from workers.intake.simplicity import ImportFileError
 from workers.log import configure_logging
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def register(subparsers: Any) -> None:
@@ -33,14 +27,21 @@ def register(subparsers: Any) -> None:
         " the fleet until it has drained, ask Case Copilot about the largest cases, and print"
         " a summary. See docs/demo.md.",
     )
-    p.add_argument("--cases", type=_positive, default=40, help="judgments to generate (40)")
-    p.add_argument("--seed", type=int, default=7, help="generator seed; same seed, same book (7)")
+    p.add_argument("--cases", type=positive_int, default=40, help="judgments to generate (40)")
     p.add_argument(
-        "--timeout", type=float, default=300.0, help="seconds to wait for the fleet (300)"
+        "--seed", type=integer, default=7, help="generator seed; same seed, same book (7)"
     )
-    p.add_argument("--workers", type=_positive, default=1, help="worker processes per job kind (1)")
     p.add_argument(
-        "--copilot", type=int, default=5, help="largest cases to ask Case Copilot about (5)"
+        "--timeout", type=positive_number, default=300.0, help="seconds to wait for the fleet (300)"
+    )
+    p.add_argument(
+        "--workers", type=positive_int, default=1, help="worker processes per job kind (1)"
+    )
+    p.add_argument(
+        "--copilot",
+        type=non_negative_int,
+        default=5,
+        help="largest cases to ask Case Copilot about (5)",
     )
     p.add_argument("--csv", type=Path, help="where to write the generated Simplicity CSV")
     p.add_argument(

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from workers.cli.argtypes import non_negative_int
 from workers.cli.common import CommandError, open_connection
 from workers.intake.simplicity import ImportFileError, ImportResult, load_and_process
 
@@ -27,7 +28,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("file", type=Path, help="the CSV export (UTF-8, header line first)")
     p.add_argument(
         "--show-bad",
-        type=int,
+        type=non_negative_int,
         default=50,
         metavar="N",
         help="print at most N bad rows (default 50; 0 prints none)",
@@ -37,8 +38,6 @@ def register(subparsers: Any) -> None:
 
 
 def cmd_simplicity(args: argparse.Namespace) -> int:
-    if args.show_bad < 0:
-        raise CommandError("--show-bad must be 0 or more", exit_code=2)
     path: Path = args.file
     if not path.is_file():
         what = "is not a file" if path.exists() else "no such file"

@@ -14,6 +14,7 @@ from typing import Any
 
 import psycopg
 
+from workers.cli.argtypes import positive_int
 from workers.cli.common import CommandError, open_connection
 from workers.job_kinds import KINDS
 from workers.ops import deadletters
@@ -39,16 +40,6 @@ def when(text: str) -> datetime:
             f"expected an ISO time (2026-11-27T08:00) or an age (30m, 2h, 7d), got {text!r}"
         ) from None
     return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def default_operator() -> str:
@@ -328,6 +319,16 @@ def _selection(
     return rows
 
 
+def _nothing_selected(missing: int) -> int:
+    """The exit code when nothing was selected; one message, never two.
+
+    Named ids that were not selected have had their reason printed already.
+    """
+    if not missing:
+        print("no open dead letters match")
+    return 1 if missing else 0
+
+
 def cmd_dlq_replay(args: argparse.Namespace) -> int:
     by = args.by or default_operator()
     failures = 0
@@ -335,8 +336,7 @@ def cmd_dlq_replay(args: argparse.Namespace) -> int:
         rows = _selection(conn, args, "replay")
         failures += len(set(args.ids) - {r["id"] for r in rows})
         if not rows:
-            print("no open dead letters match")
-            return 1 if failures else 0
+            return _nothing_selected(failures)
         for row in rows:
             label = f"dead letter {row['id']} ({row['queue']}/{row['kind'] or '?'}"
             label += f" key={row['idempotency_key'] or '?'})"
@@ -365,8 +365,7 @@ def cmd_dlq_purge(args: argparse.Namespace) -> int:
         rows = _selection(conn, args, "purge")
         missing = len(set(args.ids) - {r["id"] for r in rows})
         if not rows:
-            print("no open dead letters match")
-            return 1 if missing else 0
+            return _nothing_selected(missing)
         queues = ", ".join(sorted({r["queue"] for r in rows}))
         question = f"purge {len(rows)} dead letter(s) from {queues}?"
         if not args.yes:
