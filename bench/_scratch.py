@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from urllib.parse import quote
 
 import psycopg
@@ -14,15 +15,18 @@ from workers.db.migrate import default_migrations_dir, migrate
 
 
 @contextmanager
-def scratch_database(admin_url: str, prefix: str, keep: bool = False) -> Iterator[str]:
-    """Create and migrate a database on the server of ``admin_url``; yield its URL."""
+def scratch_database(
+    admin_url: str, prefix: str, keep: bool = False, migrations: Path | None = None
+) -> Iterator[str]:
+    """Create a database on the server of ``admin_url``, migrate it (from ``migrations``,
+    default this checkout's) and yield its URL."""
     name = f"{prefix}_{secrets.token_hex(4)}"
     with psycopg.connect(admin_url, autocommit=True) as admin:
         admin.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
     url = psycopg.conninfo.make_conninfo(admin_url, dbname=name)
     try:
         with psycopg.connect(url, autocommit=True) as conn:
-            migrate(conn, default_migrations_dir())
+            migrate(conn, migrations or default_migrations_dir())
         yield url
     finally:
         if keep:
