@@ -104,3 +104,66 @@ def test_a_small_demo_runs_end_to_end(fresh_db_url: str, tmp_path: Path) -> None
     assert done["outreach"] >= 1
     assert scored == (20,)
     assert planned == (20,)
+
+
+def _demo(url: str, tmp_path: Path, copilot: int) -> str:
+    result = run_cli(
+        "demo",
+        "--cases",
+        "10",
+        "--seed",
+        "3",
+        "--copilot",
+        str(copilot),
+        "--timeout",
+        "150",
+        # The owner's login, as in the end-to-end test above: the demo migrates and seeds.
+        env={"DATABASE_URL": url, "DRAGONFLY_HOME": str(tmp_path / "home")},
+        timeout=170,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def _section_total(out: str, heading: str) -> int:
+    """The sum of the counts on the indented lines under ``heading``."""
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(heading))
+    total = 0
+    for line in lines[start + 1 :]:
+        if not line.startswith("  ") or line.strip().startswith("("):
+            break
+        total += int(line.split()[-1])
+    return total
+
+
+@pytest.mark.slow
+def test_a_second_run_on_the_same_book_counts_only_its_own_work(
+    fresh_db_url: str, tmp_path: Path
+) -> None:
+    _demo(fresh_db_url, tmp_path, copilot=2)
+    with psycopg.connect(fresh_db_url) as conn:
+        between = conn.execute("select now()").fetchone()[0]  # type: ignore[index]
+    second = _demo(fresh_db_url, tmp_path, copilot=1)
+
+    with psycopg.connect(fresh_db_url) as conn:
+
+        def count(query: str) -> int:
+            return int(conn.execute(query, (between,)).fetchone()[0])  # type: ignore[index]
+
+        actions = count("select count(*) from public.enforcement_actions where opened_at >= %s")
+        alerts = count("select count(*) from dragonfly.alert_deliveries where created_at >= %s")
+        briefs = count(
+            "select count(distinct enforcement_case_id) from public.case_copilot_outputs"
+            " where created_at >= %s"
+        )
+        deferred = count(
+            "select count(*) from pgmq.q_outreach"
+            " where read_ct = 0 and vt > now() and enqueued_at >= %s"
+        )
+    assert f"Actions opened: {actions}\n" in second, second
+    assert _section_total(second, "Alerts:") == alerts, second
+    assert f"Case Copilot briefs: {briefs} " in second, second
+    assert briefs == 1
+    outreach_row = next(line for line in second.splitlines() if line.startswith("  outreach "))
+    assert int(outreach_row.split()[2]) == deferred, second

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 from collections.abc import Sequence
@@ -71,10 +72,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _name_connections(command: str) -> None:
+    """Label this process's database connections ``dragonfly-<command>`` (PGAPPNAME).
+
+    Operators see who is connected in pg_stat_activity, and ``dragonfly db stop``
+    refuses while dragonfly processes use the embedded server. A PGAPPNAME of
+    one's own is kept; one inherited from a parent dragonfly is replaced.
+    """
+    current = os.environ.get("PGAPPNAME", "")
+    if not current or current.startswith("dragonfly-"):
+        os.environ["PGAPPNAME"] = f"dragonfly-{command}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``dragonfly`` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    _name_connections(args.command)
     try:
         code = args.func(args)
     except ConfigError as exc:

@@ -17,7 +17,8 @@ from workers.db.migrate import (
     pgmq_installed,
     status,
 )
-from workers.settings import load_settings
+from workers.fleet import lock as fleet_lock
+from workers.settings import ConfigError, Settings, load_settings
 
 
 def register(subparsers: Any) -> None:
@@ -33,7 +34,15 @@ def register(subparsers: Any) -> None:
     p = commands.add_parser("url", help="print the database URL in use (password hidden)")
     p.set_defaults(func=cmd_url)
 
-    p = commands.add_parser("stop", help="stop the embedded PostgreSQL if it runs")
+    p = commands.add_parser(
+        "stop",
+        help="stop the embedded PostgreSQL if it runs and no fleet uses it",
+        description="Stop the embedded PostgreSQL. Refuses while a `dragonfly up` on it runs"
+        " (its lock in DRAGONFLY_HOME is held) or a dragonfly process is connected to it.",
+    )
+    p.add_argument(
+        "--force", action="store_true", help="stop it even while a fleet or process uses it"
+    )
     p.set_defaults(func=cmd_stop)
 
     p = commands.add_parser(
@@ -103,11 +112,43 @@ def cmd_url(_args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_stop(_args: argparse.Namespace) -> int:
+# Connections of dragonfly processes (the CLI names them by command, see workers.cli).
+DRAGONFLY_CLIENTS = """
+select application_name, count(*) from pg_stat_activity
+ where application_name like 'dragonfly-%' and pid <> pg_backend_pid()
+ group by 1 order by 1
+"""
+
+
+def _in_use(settings: Settings) -> str | None:
+    """Why the embedded server must not be stopped now, or None."""
+    pid = fleet_lock.holder(fleet_lock.lock_path(settings))
+    if pid is not None:
+        return f"a fleet (`dragonfly up`, pid {pid or '?'}) is using it; stop the fleet first"
+    url = embedded.running_url(settings.home)
+    if url is None:
+        return None
+    try:
+        with connect(url, connect_timeout=settings.connect_timeout, autocommit=True) as conn:
+            clients = conn.execute(DRAGONFLY_CLIENTS).fetchall()
+    except ConfigError:
+        return None  # not accepting connections: nothing of ours is using it
+    if not clients:
+        return None
+    names = ", ".join(f"{name} ({n})" for name, n in clients)
+    return f"dragonfly processes are connected to it: {names}; stop them first"
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
     settings = load_settings()
     if settings.database_url:
         print("DATABASE_URL is set; there is no embedded server to stop", file=sys.stderr)
         return 0
+    reason = None if args.force else _in_use(settings)
+    if reason:
+        raise CommandError(
+            f"not stopping the embedded PostgreSQL under {settings.home}: {reason}, or pass --force"
+        )
     stopped = embedded.stop(settings.home)
     print("embedded PostgreSQL stopped" if stopped else "embedded PostgreSQL was not running")
     return 0

@@ -15,20 +15,24 @@ from typing import Any
 import psycopg
 
 from workers.cli.common import CommandError, settings_and_url
-from workers.db.connect import connect, redact
+from workers.db.connect import connect, database_url, redact
 from workers.db.migrate import MigrationError, default_migrations_dir, migrate
+from workers.fleet import lock as fleet_lock
+from workers.fleet import ports as ports_of_fleet
+from workers.fleet import readiness
 from workers.fleet.procfile import ProcessType, ProcfileError, load
 from workers.fleet.supervisor import ChildSpec, Supervisor
 from workers.job_kinds import RegistryMismatch, check_registry, python_kinds, registered
 from workers.log import configure_logging, get_logger
 from workers.observability import process as observability
 from workers.observability.metrics import SchedulerMetrics
+from workers.observability.process import PORT_VARIABLE
 from workers.runtime.handlers import HandlerNotFound, load_job
 from workers.scheduler.base import DailyAt, Every
 from workers.scheduler.runs import last_run
 from workers.scheduler.service import NotLeader, Scheduler, UnknownTask
 from workers.scheduler.tasks import default_tasks
-from workers.settings import Settings
+from workers.settings import Settings, load_settings
 
 
 def register(subparsers: Any) -> None:
@@ -254,8 +258,49 @@ def check_job_kinds(
         raise CommandError(str(exc), exit_code=2) from None
 
 
+def _announce(specs: list[ChildSpec], settings: Settings, supervisor: Supervisor) -> None:
+    """Print one line when every child answers /readyz (at once when none serves it)."""
+    log = get_logger("workers.fleet")
+    ports = {s.name: ports_of_fleet.child_port(s) for s in specs}
+    if not all(ports.values()):
+        print(
+            f"fleet started: {len(specs)} process(es) ({PORT_VARIABLE}=0: readiness not watched)",
+            flush=True,
+        )
+        return
+    host = ports_of_fleet.probe_host(settings.metrics_host)
+    where = f"[{host}]" if ":" in host else host
+    urls = {name: f"http://{where}:{port}/readyz" for name, port in ports.items()}
+    first, last = min(ports.values()), max(ports.values())
+    span = f"{first}" if first == last else f"{first}-{last}"
+    count = f"{len(specs)} process" + ("es" if len(specs) > 1 else "")
+
+    def ready(seconds: float) -> None:
+        log.info("fleet_ready", children=len(specs), seconds=round(seconds, 1))
+        print(
+            f"fleet ready: {count} in {seconds:.1f}s ({', '.join(ports)});"
+            f" /readyz on {where}:{span}",
+            flush=True,
+        )
+
+    readiness.watch(urls, stop=supervisor.stop_requested, on_ready=ready)
+
+
 def cmd_up(args: argparse.Namespace) -> int:
-    settings, url = settings_and_url()
+    settings = load_settings()
+    try:
+        lock = fleet_lock.acquire(fleet_lock.lock_path(settings, settings.database_url))
+    except fleet_lock.FleetRunning as exc:
+        raise CommandError(
+            f"{exc}; stop it first, or restart it with --scale to run more processes"
+        ) from None
+    try:
+        return _run_fleet(args, settings, database_url(settings))
+    finally:
+        lock.release()
+
+
+def _run_fleet(args: argparse.Namespace, settings: Settings, url: str) -> int:
     configure_logging(settings, process="up")
     log = get_logger("workers.fleet")
     try:
@@ -275,6 +320,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         log.warning("fleet_process_skipped", reason=reason)
     if not specs:
         raise CommandError(f"nothing to run: no available process type in {source}")
+    ports_of_fleet.check_free(settings.metrics_host, specs)
 
     with connect(url, connect_timeout=settings.connect_timeout, autocommit=True) as conn:
         if not args.no_migrate:
@@ -299,5 +345,6 @@ def cmd_up(args: argparse.Namespace) -> int:
         database=redact(url),
         children={s.name: s.env["DRAGONFLY_METRICS_PORT"] for s in specs},
     )
+    _announce(specs, settings, supervisor)
     supervisor.run()
     return 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import Any
 
 
 class EmbeddedServerError(Exception):
@@ -39,19 +40,33 @@ def embedded_url(home: Path) -> str:
     return str(server.get_uri())
 
 
+def _postmaster(pgdata: Path) -> Any:
+    """pgserver's view of postmaster.pid when the server runs, else None."""
+    if not (pgdata / "postmaster.pid").exists():
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from pgserver.utils import PostmasterInfo
+
+        info = PostmasterInfo.read_from_pgdata(pgdata)
+    return info if info is not None and info.is_running() else None
+
+
+def running_url(home: Path) -> str | None:
+    """The URL of the embedded server if it runs now; never starts it."""
+    info = _postmaster(data_dir(home))
+    return str(info.get_uri()) if info is not None else None
+
+
 def stop(home: Path) -> bool:
     """Stop the embedded server if it runs; return whether it was running."""
     pgdata = data_dir(home)
-    if not (pgdata / "postmaster.pid").exists():
+    if _postmaster(pgdata) is None:
         return False
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         from pgserver._commands import pg_ctl  # type: ignore[attr-defined]
-        from pgserver.utils import PostmasterInfo
 
-        info = PostmasterInfo.read_from_pgdata(pgdata)
-        if info is None or not info.is_running():
-            return False
         user = "pgserver" if _running_as_root() else None
         pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)
     return True

@@ -143,7 +143,7 @@ def run_demo(
             asked = request_briefs(conn, book, opts.copilot if "case_copilot" in kinds else 0)
             out(f"Scored and planned; asked Case Copilot about the {asked} largest cases")
             remaining = max(opts.timeout - (time.monotonic() - t0), 5.0)
-            final = wait_drained(
+            wait_drained(
                 conn,
                 timeout=remaining,
                 case_ids=routed_ids,
@@ -160,7 +160,6 @@ def run_demo(
             enforcement_case_ids=book.enforcement_case_ids,
             court_case_ids=book.court_case_ids,
             plaintiff_ids=book.plaintiff_ids,
-            final_state=final,
         )
     out(render(summary))
     return summary

@@ -8,9 +8,11 @@
   open cases whose ``next_action_at`` has passed.
 """
 
-from workers.enforce.handler import handle
+from workers.enforce.handler import handle, lock_batch
 from workers.enforce.payload import EnforcePayload
 from workers.runtime import JobKind
 
-JOB: JobKind[EnforcePayload] = JobKind(kind="enforce", payload=EnforcePayload, handle=handle)
+JOB: JobKind[EnforcePayload] = JobKind(
+    kind="enforce", payload=EnforcePayload, handle=handle, handle_batch=lock_batch
+)
 """What ``dragonfly worker enforce`` runs."""

@@ -14,10 +14,16 @@ deletion). The order of calls:
 
 Which rule fired and why travels in every RPC's metadata/payload, so the case's
 timeline explains the automation. docs/enforcement-playbook.md is the reference.
+
+A batch of plan jobs shares one transaction: :func:`lock_batch` first locks all of its
+cases in id order in one statement (the lock order of docs/architecture.md), so the jobs'
+own case locks, taken one by one in message order, never wait on another transaction
+that waits on this one.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -29,12 +35,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from workers.enforce.payload import EnforcePayload
 from workers.enforce.planner import Plan, PlanInput, Step, plan
-from workers.runtime import JobContext, PermanentError
+from workers.runtime import BatchContext, BatchItem, JobContext, PermanentError
 
 KIND = "enforce"
 ACTOR = "dragonfly:enforce"
 
 _READ = "select dragonfly.enforce_plan_input(%s, true)"
+_LOCK_CASES = "select dragonfly.lock_enforcement_cases(%s)"
 _NOW = "select now()"
 _SET_STAGE = "select public.set_enforcement_stage(%s)"
 _QUEUE_ACTION = "select public.queue_enforcement_action(%s)"
@@ -237,3 +244,10 @@ def handle(ctx: JobContext, payload: EnforcePayload) -> None:
         effect_id=outcome.effect_id,
         trigger=payload.trigger,
     )
+
+
+def lock_batch(ctx: BatchContext, items: Sequence[BatchItem[EnforcePayload]]) -> Collection[int]:
+    """The runtime's batch entry point: lock every case of the batch, in id order, and
+    complete no job; each then runs through :func:`handle` with its case already locked."""
+    ctx.conn.execute(_LOCK_CASES, ([item.payload.case_id for item in items],))
+    return ()

@@ -3,8 +3,9 @@
 ``start(settings, process=..., database_url=...)`` builds the registry, the job
 and queue collectors, the readiness flag and the database probe, and starts the
 HTTP server on ``DRAGONFLY_METRICS_HOST:DRAGONFLY_METRICS_PORT`` (0: no server).
-A port that cannot be bound is logged (``metrics_server_unavailable``) and the
-process goes on without the server: jobs matter more than their metrics.
+A port that cannot be bound is a ConfigError (one line naming the port and
+``DRAGONFLY_METRICS_PORT``): a process that runs on without its health checks
+looks dead to whatever probes it, and its metrics silently vanish.
 
 A worker process wires it to the consumer like this::
 
@@ -19,6 +20,7 @@ A worker process wires it to the consumer like this::
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -32,10 +34,23 @@ from workers.observability.metrics import (
     new_registry,
 )
 from workers.observability.probe import DatabaseProbe
-from workers.settings import Settings
+from workers.settings import ConfigError, Settings
 
 if TYPE_CHECKING:
     from workers.runtime.hooks import JobMetrics, ReadinessCallback
+
+
+PORT_VARIABLE = "DRAGONFLY_METRICS_PORT"
+
+
+def port_in_use(host: str, port: int, exc: OSError, *, child: str | None = None) -> ConfigError:
+    """The one-line failure for a metrics port that cannot be bound."""
+    who = f" for {child}" if child else ""
+    reason = os.strerror(exc.errno) if exc.errno else " ".join(str(exc).split())
+    return ConfigError(
+        f"metrics port {port} on {host}{who} is not available ({reason});"
+        f" set {PORT_VARIABLE} to a free port, or 0 for no metrics server"
+    )
 
 
 @dataclass
@@ -81,13 +96,7 @@ def start(
                 make_app(registry, readiness, probe.ping), settings.metrics_host, bind_port
             ).start()
         except OSError as exc:
-            log.warning(
-                "metrics_server_unavailable",
-                process=process,
-                host=settings.metrics_host,
-                port=bind_port,
-                error=" ".join(str(exc).split()),
-            )
-        else:
-            log.info("metrics_server_started", process=process, url=server.url)
+            probe.close()
+            raise port_in_use(settings.metrics_host, bind_port, exc) from None
+        log.info("metrics_server_started", process=process, url=server.url)
     return ProcessObservability(registry, jobs, readiness, probe, server)
