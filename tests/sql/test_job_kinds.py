@@ -76,8 +76,10 @@ def test_registering_again_changes_only_the_description(db: Conn) -> None:
     register(db, "tally", "Count things.")
     db.execute("update dragonfly.job_kinds set enabled = false where kind = 'tally'")
     trigger = notify_triggers(db, "tally")
+    shipped = notify_triggers(db, "enrich")
     register(db, "tally", "Count things, twice.")
-    register(db, "enrich", "Score a case.")
+    register(db, "enrich", "Score a case.")  # as this file's migration does on every database
+    assert notify_triggers(db, "enrich") == shipped
     assert db.execute(
         "select description, enabled from dragonfly.job_kinds where kind = 'tally'"
     ).fetchone() == ("Count things, twice.", False)
