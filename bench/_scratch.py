@@ -18,8 +18,8 @@ from workers.db.migrate import default_migrations_dir, migrate
 def scratch_database(
     admin_url: str, prefix: str, keep: bool = False, migrations: Path | None = None
 ) -> Iterator[str]:
-    """Create a database on the server of ``admin_url``, migrate it (from ``migrations``,
-    default this checkout's) and yield its URL."""
+    """Create and migrate a database on the server of ``admin_url`` (with the project's
+    migrations, or those of the ``migrations`` directory); yield its URL."""
     name = f"{prefix}_{secrets.token_hex(4)}"
     with psycopg.connect(admin_url, autocommit=True) as admin:
         admin.execute(sql.SQL("create database {}").format(sql.Identifier(name)))

@@ -70,7 +70,9 @@ select
     date '2020-01-01' + (g % 1800),
     (array['Kings', 'Queens', 'New York', 'Bronx', 'Richmond'])[1 + g % 5],
     (array['NY', 'NJ', 'CT', 'PA'])[1 + g % 4],
-    (array['urgent', 'high', 'normal', 'normal', 'normal', 'low', 'on_hold'])[1 + (g * 7919) % 7]
+    -- bigint: g * 7919 overflows integer above 271,180 rows
+    (array['urgent', 'high', 'normal', 'normal', 'normal', 'low', 'on_hold'])
+        [1 + (g::bigint * 7919) % 7]
 from (
     select g, round((500 + random() * 99500)::numeric, 2) as amount
     from generate_series(1, {n} + {spare}) as g

@@ -98,8 +98,9 @@ def ensure_worker_login(admin_url: str) -> None:
 class Backend:
     """Starts (or finds) the server and hands out databases on it."""
 
-    def __init__(self) -> None:
+    def __init__(self, embedded_home: Path = EMBEDDED_HOME) -> None:
         self._container: Any = None
+        self._embedded_home = embedded_home
         self._started_embedded = False
         self.admin_url = self._admin_url()
         self._cleanup_leftovers()
@@ -119,8 +120,8 @@ class Backend:
 
         # Stopped at the end only if this session started it: a developer's own
         # session (or a second pytest) may be using a server that was already up.
-        self._started_embedded = not _embedded_running()
-        return embedded_url(EMBEDDED_HOME)
+        self._started_embedded = not embedded_running(self._embedded_home)
+        return embedded_url(self._embedded_home)
 
     def admin(self) -> psycopg.Connection[Any]:
         return psycopg.connect(self.admin_url, autocommit=True)
@@ -178,7 +179,7 @@ class Backend:
         if self._started_embedded and not self._other_sessions():
             from workers.db.embedded import stop
 
-            stop(EMBEDDED_HOME)
+            stop(self._embedded_home)
 
     def _other_sessions(self) -> bool:
         """Whether a test session of another live process still has databases here."""
@@ -190,14 +191,15 @@ class Backend:
         return any(not n.startswith(own) and not _left_behind(n) for (n,) in names)
 
 
-def _embedded_running() -> bool:
+def embedded_running(home: Path) -> bool:
+    """Whether the embedded server of ``home`` runs."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
         from pgserver.utils import PostmasterInfo
 
         from workers.db.embedded import data_dir
 
-        info = PostmasterInfo.read_from_pgdata(data_dir(EMBEDDED_HOME))
+        info = PostmasterInfo.read_from_pgdata(data_dir(home))
     return info is not None and bool(info.is_running())
 
 

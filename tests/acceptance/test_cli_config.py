@@ -52,3 +52,15 @@ def test_embedded_default_works_with_no_environment(tmp_path: Path) -> None:
     finally:
         stopped = run_cli("db", "stop", cwd=str(workdir))
     assert stopped.stdout.strip() == "embedded PostgreSQL stopped"
+
+
+def test_config_show_masks_the_database_password() -> None:
+    env = {
+        "DATABASE_URL": "postgresql://app:MARKER-pw-1f2e@127.0.0.1:1/x",
+        "DRAGONFLY_ENRICH_VENDOR_API_KEY": "MARKER-key-3c4d",
+    }
+    for flag in ((), ("--json",)):
+        result = run_cli("config", "show", *flag, env=env)
+        assert result.returncode == 0, result.stderr
+        assert "MARKER" not in result.stdout + result.stderr
+        assert "postgresql://app:***@127.0.0.1:1/x" in result.stdout

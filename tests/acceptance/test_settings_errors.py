@@ -78,7 +78,8 @@ def test_unparsable_json_setting_is_one_line_for_every_command(command: str) -> 
 
 
 @pytest.mark.parametrize("variable", JSON_SETTINGS)
-@pytest.mark.parametrize("value", ["{bad", "[1, 2]", '"text"', '{"enrich": [1]}', "{}}"])
+# Not JSON, JSON of the wrong type, a bad value inside (the property test below draws many more).
+@pytest.mark.parametrize("value", ["{bad", "[1, 2]", '{"enrich": [1]}'])
 def test_every_json_valued_setting_reports_bad_values_in_one_line(
     variable: str, value: str
 ) -> None:

@@ -48,10 +48,13 @@ class Post:
 @dataclass
 class FakeSlack:
     """An incoming-webhook server on 127.0.0.1: records every POST, answers scripted statuses
-    first (e.g. [500, 500]) and 200 "ok" afterwards."""
+    first (e.g. [500, 500]) and 200 "ok" afterwards. ``token`` is the webhook's secret path
+    part; with ``echo``, a refusal quotes the path it was sent to."""
 
     script: list[int] = field(default_factory=list)
     posts: list[Post] = field(default_factory=list)
+    token: str = "fake"
+    echo: bool = False
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -71,6 +74,8 @@ class FakeSlack:
                     status = fake.script.pop(0) if fake.script else 200
                     fake.posts.append(Post(self.path, json.loads(raw), status, received))
                 reply = b"ok" if status == 200 else b"internal_error"
+                if status != 200 and fake.echo:
+                    reply += f" for POST {self.path}".encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "text/plain")
                 self.send_header("Content-Length", str(len(reply)))
@@ -88,7 +93,7 @@ class FakeSlack:
     @property
     def url(self) -> str:
         host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}/services/T0/B0/fake"
+        return f"http://{host}:{port}/services/T0/B0/{self.token}"
 
     def snapshot(self) -> list[Post]:
         with self._lock:

@@ -13,13 +13,13 @@ import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import psycopg
 import pytest
 
 from tests.alerts.fakes import FakeSlack, deliveries, event_ids_of, log_event, wait_until
-from tests.harness import REPO, child_env, worker_url
+from tests.harness import REPO, child_env, run_cli, worker_url
 
 Conn = psycopg.Connection[Any]
 
@@ -49,7 +49,9 @@ class ListenerProcess:
         )
 
     def events(self) -> list[dict[str, Any]]:
-        lines = self.log_path.read_text().splitlines()
+        # The listener may be writing its last line while we read: only whole lines count.
+        text = self.log_path.read_text()
+        lines = text[: text.rfind("\n") + 1].splitlines()
         return [json.loads(line) for line in lines if line.startswith("{")]
 
     def wait_ready(self) -> None:
@@ -159,3 +161,37 @@ def test_a_killed_listener_loses_nothing(
     assert set(posted) == {str(e) for e in logged}
     # At least once: a kill between the POST and the commit may repeat one alert, never more.
     assert sum(posted.values()) - len(posted) <= 1
+
+
+def test_the_webhook_url_stays_out_of_logs_deliveries_and_output(
+    conn: Conn, case_id: UUID, fresh_db_url: str, processes: Any
+) -> None:
+    marker = f"MARKER-webhook-{uuid4().hex}"
+    slack = FakeSlack(script=[404], echo=True, token=marker)  # the refusal quotes the URL path
+    try:
+        listener = processes("listener", fresh_db_url, slack)
+        listener.wait_ready()
+        log_event(conn, case_id)
+        wait_until(lambda: any(d["status"] == "dead" for d in deliveries(fresh_db_url)))
+        log_event(conn, case_id)
+        wait_until(lambda: delivered_count(fresh_db_url) == 1, what="the second alert")
+        assert listener.stop() == 0
+    finally:
+        slack.close()
+    assert all(marker in post.path for post in slack.snapshot())
+
+    env = {"DATABASE_URL": fresh_db_url, "DRAGONFLY_SLACK_WEBHOOK_URL": slack.url}
+    outputs = [run_cli("alerts", "list", *flag, env=env) for flag in ((), ("--json",))]
+    outputs.append(run_cli("config", "show", env=env))
+    dead = next(d for d in deliveries(fresh_db_url) if d["status"] == "dead")
+    assert "404" in dead["last_error"]
+    assert "internal_error for POST" in dead["last_error"]  # the echo is kept, scrubbed
+    texts = [listener.log_path.read_text(), str(deliveries(fresh_db_url))]
+    texts += [o.stdout + o.stderr for o in outputs]
+    for text in texts:
+        assert marker not in text
+    # httpx's own request lines are JSON now, host kept and path masked.
+    host = slack.url.split("/services/")[0]
+    requests = [e for e in listener.events() if e.get("logger") == "httpx"]
+    assert len(requests) == 2
+    assert all(f"POST {host}/***" in e["event"] for e in requests)

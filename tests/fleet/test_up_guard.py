@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 import signal
 import socket
@@ -19,6 +21,7 @@ import pytest
 from tests.fleet.helpers import free_ports, wait_for
 from tests.harness import REPO, child_env, run_cli, worker_url
 from workers.db import embedded
+from workers.fleet import lock as fleet_lock
 
 # The scheduler alone is the lightest fleet that still has a /readyz.
 ONLY = ("--only", "scheduler")
@@ -132,8 +135,10 @@ def test_a_killed_fleet_leaves_no_stale_lock(fresh_db_url: str, tmp_path: Path) 
         doomed.wait_ready()
         doomed.stop(signal.SIGKILL)
     locks = list((tmp_path / "home").glob("fleet*.lock"))
-    assert len(locks) == 1  # the file stays behind; the lock went with the process
-    # Its scheduler child gets SIGTERM when the parent dies; wait until it let the port go.
+    assert len(locks) == 1  # the file stays behind
+    # Its scheduler child gets SIGTERM when the parent dies and holds the lock (and its
+    # port) until it has stopped; then nothing holds either.
+    wait_for(lambda: fleet_lock.holder(locks[0]) is None, timeout=60, what="the lock")
     wait_for(lambda: port_free(base), timeout=60, what=f"port {base} to be free")
     with running_up(env, tmp_path, "next") as after:
         after.wait_ready()
@@ -243,3 +248,33 @@ def test_on_the_embedded_server_one_fleet_per_home_and_db_stop_refuses_while_use
             scheduler.wait(timeout=60)
     finally:
         run_cli("db", "stop", "--force", env=env)
+
+
+def test_the_processes_of_a_killed_fleet_hold_the_lock_until_they_stop(
+    fresh_db_url: str, tmp_path: Path
+) -> None:
+    # A child that shrugs off the SIGTERM it gets when its supervisor dies, and says when
+    # it is ready to (a SIGTERM before that would end it at once).
+    ignoring = tmp_path / "ignoring-sigterm"
+    stubborn = (
+        "import os, signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN);"
+        f" open({str(ignoring)!r}, 'w').write(str(os.getpid())); time.sleep(120)"
+    )
+    procfile = tmp_path / "Procfile"
+    procfile.write_text(f'stubborn: {sys.executable} -c "{stubborn}"\n', encoding="utf-8")
+    env = fleet_env(tmp_path / "home", 0, fresh_db_url)
+    argv = ["up", "--procfile", str(procfile), "--no-migrate"]
+    with running_process(argv, env, tmp_path, "killed") as up:
+        wait_for(lambda: ignoring.exists() and ignoring.read_text(), timeout=60, what="the child")
+        up.kill()
+        up.wait()
+    child = int(ignoring.read_text())
+    try:
+        refused = run_cli(*argv, env=env, timeout=60)
+        assert refused.returncode == 1
+        assert f"the processes of pid {up.pid}, which are still stopping" in one_line(refused)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child, signal.SIGKILL)
+    lock = next((tmp_path / "home").glob("fleet*.lock"))
+    wait_for(lambda: fleet_lock.holder(lock) is None, timeout=30, what="the lock to be free")

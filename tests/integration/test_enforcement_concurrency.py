@@ -188,6 +188,33 @@ def balances(url: str, case_id: str) -> tuple[Decimal, Decimal, int]:
         return row[0], row[1], row[2]
 
 
+@pytest.mark.parametrize("first_ends", ["commit", "rollback"])
+def test_a_payment_retried_while_the_first_is_in_flight_is_recorded_once(
+    fresh_db_url: str, first_ends: str
+) -> None:
+    case = seeded(fresh_db_url)
+    assert case.case_id is not None
+    payload = {"case_id": case.case_id, "amount": "40.00", "idempotency_key": "retry-1"}
+    with connect(fresh_db_url) as first, connect(fresh_db_url) as second:
+        result = rpc(first, "record_enforcement_payment", payload)  # not committed yet
+        second_pid = second.info.backend_pid
+
+        def retry() -> Any:
+            answer = rpc(second, "record_enforcement_payment", payload)
+            second.commit()
+            return answer
+
+        with ThreadPoolExecutor(1) as pool:
+            outcome = pool.submit(retry)
+            wait_until(lambda: waiting_on_lock(fresh_db_url, second_pid), "the retry to block")
+            assert not outcome.done()
+            getattr(first, first_ends)()
+            replayed = outcome.result(timeout=DEADLINE)
+    # Committed: the retry replays the first result. Rolled back: the retry is the payment.
+    assert (replayed == result) is (first_ends == "commit")
+    assert balances(fresh_db_url, case.case_id) == (Decimal("960.00"), Decimal("960.00"), 1)
+
+
 def test_fifty_concurrent_payments_leave_the_exact_balance(fresh_db_url: str) -> None:
     case = seeded(fresh_db_url, amount="10000.00")
     assert case.case_id is not None

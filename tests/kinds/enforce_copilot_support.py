@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -50,6 +51,10 @@ class FakeLLM:
         self.script: list[tuple[int, Any]] = list(script or [])
         self.default: tuple[int, Any] = (200, completion(GOOD_BRIEF))
         self.requests: list[dict[str, Any]] = []
+        self.delay = 0.0
+        """Seconds every request takes before it is answered (a slow model)."""
+        self.entered = threading.Event()
+        """Set when a request arrived (before the delay)."""
         self._lock = threading.Lock()
         llm = self
 
@@ -57,6 +62,9 @@ class FakeLLM:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")
+                llm.entered.set()
+                if llm.delay:
+                    time.sleep(llm.delay)  # the model thinking, not a test waiting
                 with llm._lock:
                     llm.requests.append(
                         {
@@ -69,6 +77,8 @@ class FakeLLM:
                         status, answer = 404, {"error": {"message": "not found"}}
                     else:
                         status, answer = llm.script.pop(0) if llm.script else llm.default
+                if callable(answer):  # a function of the request, to echo what it got
+                    answer = answer(llm.requests[-1])
                 data = answer if isinstance(answer, bytes) else json.dumps(answer).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -139,9 +149,14 @@ def case_row(conn: psycopg.Connection[Any], case_id: uuid.UUID) -> dict[str, Any
 
 
 @contextmanager
-def worker_process(kind: str, url: str, env: dict[str, str] | None = None) -> Iterator[Any]:
+def worker_process(
+    kind: str, url: str, env: dict[str, str] | None = None, *, stderr: list[str] | None = None
+) -> Iterator[Any]:
     """``python -m workers.cli worker KIND`` against ``url``'s database, logged in as the
-    session's worker login (a member of dragonfly_worker); SIGTERM (then kill) on exit."""
+    session's worker login (a member of dragonfly_worker); SIGTERM (then kill) on exit.
+
+    ``stderr``, when given, receives the process's whole log once it has exited.
+    """
     full_env = child_env(
         {
             "DATABASE_URL": worker_url(url),
@@ -170,6 +185,8 @@ def worker_process(kind: str, url: str, env: dict[str, str] | None = None) -> It
         except subprocess.TimeoutExpired:
             proc.kill()
             _out, err = proc.communicate()
+        if stderr is not None:
+            stderr.append(err.decode())
         if proc.returncode not in (0, -signal.SIGTERM):
             raise AssertionError(f"worker {kind} exited {proc.returncode}: {err.decode()[-2000:]}")
 

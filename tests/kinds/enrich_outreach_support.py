@@ -165,12 +165,19 @@ def quiet_zone(now: datetime | None = None, *, quiet: bool = True) -> str:
 
 
 class FakeVendor:
-    """An enrichment vendor on 127.0.0.1: answers from a script, records every request."""
+    """An enrichment vendor on 127.0.0.1: answers from a script, records every request.
+
+    A scripted answer may be a function of the recorded request (to echo what it got).
+    """
 
     def __init__(self, script: list[tuple[int, Any]] | None = None) -> None:
         self.script: list[tuple[int, Any]] = list(script or [])
         self.default: tuple[int, Any] = (200, RICH_BUNDLE)
         self.requests: list[dict[str, Any]] = []
+        self.gate: threading.Event | None = None
+        """When set to an Event: every request waits for it (at most 60 s) before answering."""
+        self.entered = threading.Event()
+        """Set when a request arrived (before it waits at the gate)."""
         self._lock = threading.Lock()
         vendor = self
 
@@ -178,16 +185,20 @@ class FakeVendor:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")
+                vendor.entered.set()
+                if vendor.gate is not None:
+                    vendor.gate.wait(60)
                 with vendor._lock:
-                    vendor.requests.append(
-                        {
-                            "path": self.path,
-                            "body": body,
-                            "authorization": self.headers.get("Authorization"),
-                            "idempotency_key": self.headers.get("Idempotency-Key"),
-                        }
-                    )
+                    request = {
+                        "path": self.path,
+                        "body": body,
+                        "authorization": self.headers.get("Authorization"),
+                        "idempotency_key": self.headers.get("Idempotency-Key"),
+                    }
+                    vendor.requests.append(request)
                     status, answer = vendor.script.pop(0) if vendor.script else vendor.default
+                if callable(answer):
+                    answer = answer(request)
                 data = answer if isinstance(answer, bytes) else json.dumps(answer).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -217,8 +228,11 @@ class FakeVendor:
 
 
 @contextmanager
-def smtp_server() -> Iterator[Any]:
-    """An aiosmtpd server on 127.0.0.1 that keeps every message; yields the handler."""
+def smtp_server(on_message: Callable[[Any], None] | None = None) -> Iterator[Any]:
+    """An aiosmtpd server on 127.0.0.1 that keeps every message; yields the handler.
+
+    ``on_message(message)`` is called once the server holds a message and before it
+    replies to DATA (the sender does not know yet that it was accepted)."""
     from aiosmtpd.controller import Controller
     from aiosmtpd.handlers import Message
 
@@ -229,6 +243,8 @@ def smtp_server() -> Iterator[Any]:
 
         def handle_message(self, message: Any) -> None:
             self.messages.append(message)
+            if on_message is not None:
+                on_message(message)
 
     handler = Keep()
     with socket.socket() as probe:

@@ -15,6 +15,7 @@ from tests.kinds.enforce_copilot_support import (
     GOOD_BRIEF,
     FakeLLM,
     add_asset,
+    call_rpc,
     completed,
     dead_letter,
     enqueue,
@@ -23,6 +24,7 @@ from tests.kinds.enforce_copilot_support import (
     worker_process,
 )
 from tests.kinds.enrich_outreach_support import make_case, open_enforcement_case, wait_for
+from tests.sql.enforcement_seed import act_as
 from workers.case_copilot.backends import PROMPT_VERSION
 from workers.case_copilot.models import Brief
 from workers.case_copilot.rules import VERSION as RULES_VERSION
@@ -48,7 +50,7 @@ def case_id(conn: Conn) -> uuid.UUID:
 
 def _request(conn: Conn, case_id: uuid.UUID) -> tuple[int, str]:
     row = conn.execute(
-        "select public.request_case_copilot(%s, 'ops@example.test')", (case_id,)
+        "select public.request_case_copilot(%s::text, 'ops@example.test')", (case_id,)
     ).fetchone()
     assert row is not None
     msg_id = int(row[0])
@@ -151,6 +153,42 @@ def test_a_refused_llm_call_is_dead_lettered(
     assert _outputs(conn, case_id) == []
 
 
+def test_an_llm_echoing_the_api_key_leaks_it_nowhere(
+    fresh_db_url: str, conn: Conn, case_id: uuid.UUID
+) -> None:
+    api_key = f"sk-MARKER-{uuid.uuid4().hex}"
+    log: list[str] = []
+    with (
+        FakeLLM() as fake,
+        worker_process(
+            "case_copilot",
+            fresh_db_url,
+            {
+                "DRAGONFLY_COPILOT_LLM_BASE_URL": fake.base_url,
+                "DRAGONFLY_COPILOT_LLM_API_KEY": api_key,
+                "DRAGONFLY_COPILOT_LLM_TIMEOUT": "5",
+            },
+            stderr=log,
+        ),
+    ):
+        fake.default = (
+            401,
+            lambda request: {"error": {"message": f"bad key in {request['authorization']}"}},
+        )
+        msg_id, _key = _request(conn, case_id)
+        wait_for(lambda: dead_letter(conn, "case_copilot", msg_id), what="the dead letter")
+    assert fake.requests[0]["authorization"] == f"Bearer {api_key}"
+    row = conn.execute(
+        "select d::text from dragonfly.dead_letters d where msg_id = %s and queue = 'case_copilot'",
+        (msg_id,),
+    ).fetchone()
+    assert row is not None
+    assert "HTTP 401" in row[0]
+    assert api_key not in row[0]
+    assert "job_dead_lettered" in log[0]
+    assert api_key not in log[0]
+
+
 @pytest.mark.parametrize(
     ("payload", "expected"),
     [({"case_id": "nope"}, "case_id"), ({"case_number": "CV-1"}, "case_id")],
@@ -166,3 +204,48 @@ def test_a_bad_payload_is_dead_lettered(
         )
     assert reason == "malformed"
     assert expected in error
+
+
+def test_a_slow_llm_does_not_hold_up_an_operator_on_the_same_case(
+    fresh_db_url: str, conn: Conn, case_id: uuid.UUID
+) -> None:
+    with (
+        FakeLLM() as fake,
+        worker_process(
+            "case_copilot",
+            fresh_db_url,
+            {
+                "DRAGONFLY_COPILOT_LLM_BASE_URL": fake.base_url,
+                "DRAGONFLY_COPILOT_LLM_TIMEOUT": "40",
+                "DRAGONFLY_COPILOT_LLM_MAX_ATTEMPTS": "1",
+            },
+        ),
+    ):
+        fake.delay = 20.0
+        _msg_id, key = _request(conn, case_id)
+        assert fake.entered.wait(20), "the LLM was never asked"
+        # While the model thinks, the worker holds no transaction (so no snapshot, no lock)...
+        busy = conn.execute(
+            "select count(*) from pg_stat_activity"
+            " where application_name = 'dragonfly-worker:case_copilot' and xact_start is not null"
+            " and datname = current_database()"
+        ).fetchone()
+        assert busy == (0,)
+        # ...and an operator moves the same case at once: lock_timeout 1 s would refuse it
+        # (55P03) if the case row were locked behind the call.
+        with psycopg.connect(fresh_db_url) as operator, operator.transaction():
+            operator.execute("set local lock_timeout = '1s'")
+            act_as(operator, "enforcement_operator")
+            call_rpc(
+                operator,
+                "set_enforcement_stage",
+                {"case_id": str(case_id), "stage": "wage_garnishment", "note": "while briefing"},
+            )
+        assert not completed(conn, "case_copilot", key)  # the brief was still being written
+        wait_for(lambda: completed(conn, "case_copilot", key), timeout=60, what="the LLM brief")
+    stage = conn.execute(
+        "select current_stage from public.enforcement_cases where id = %s", (case_id,)
+    ).fetchone()
+    assert stage == ("wage_garnishment",)
+    [(backend, *_rest)] = _outputs(conn, case_id)
+    assert backend == "openai_compatible"

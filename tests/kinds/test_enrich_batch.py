@@ -66,7 +66,6 @@ def run_single(conn: Conn, items: Sequence[BatchItem[EnrichPayload]]) -> dict[in
                     conn,
                     item.payload,
                     idempotency_key=item.envelope.idempotency_key,
-                    vendor=None,
                 )
         except (psycopg.Error, PermanentError) as exc:
             failed[item.msg_id] = str(exc).splitlines()[0]

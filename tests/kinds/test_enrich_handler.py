@@ -15,13 +15,22 @@ from tests.kinds.enrich_outreach_support import (
     make_case,
     open_enforcement_case,
 )
-from workers.enrich.handler import plan_key, run
+from workers.enrich.handler import EnrichResult, plan_key, pull_bundle, run
 from workers.enrich.payload import EnrichPayload
 from workers.enrich.vendor import HttpEnrichmentVendor, VendorRejected, VendorUnavailable
 from workers.runtime import PermanentError, TransientError
 from workers.runtime.errors import classify
 
 Conn = psycopg.Connection[Any]
+
+
+def _pull_and_run(
+    db: Conn, case_id: uuid.UUID, key: str, vendor: HttpEnrichmentVendor
+) -> EnrichResult:
+    """The two phases of a job whose payload has no bundle: the vendor pull, the record."""
+    payload = EnrichPayload(case_id=case_id)
+    bundle = pull_bundle(db, payload, idempotency_key=key, vendor=vendor)
+    return run(db, payload, idempotency_key=key, bundle=bundle)
 
 
 def _scores(db: Conn, case_id: uuid.UUID) -> tuple[Any, ...]:
@@ -48,7 +57,7 @@ def _plan_jobs(db: Conn) -> list[tuple[str, Any]]:
 def test_a_pushed_bundle_is_stored_scored_and_persisted(db: Conn) -> None:
     ids = make_case(db)
     payload = EnrichPayload.model_validate({"case_id": str(ids["case_id"]), "bundle": RICH_BUNDLE})
-    result = run(db, payload, idempotency_key="enrich-1", vendor=None)
+    result = run(db, payload, idempotency_key="enrich-1")
 
     assert result.stored is not None
     assert result.stored["inserted"] == 5
@@ -68,14 +77,13 @@ def test_a_pushed_bundle_is_stored_scored_and_persisted(db: Conn) -> None:
 
 def test_without_bundle_or_vendor_it_scores_what_is_stored(db: Conn) -> None:
     ids = make_case(db)
-    bare = run(db, EnrichPayload(case_id=ids["case_id"]), idempotency_key="e0", vendor=None)
+    bare = run(db, EnrichPayload(case_id=ids["case_id"]), idempotency_key="e0")
     run(
         db,
         EnrichPayload.model_validate({"case_id": str(ids["case_id"]), "bundle": RICH_BUNDLE}),
         idempotency_key="e1",
-        vendor=None,
     )
-    again = run(db, EnrichPayload(case_id=ids["case_id"]), idempotency_key="e2", vendor=None)
+    again = run(db, EnrichPayload(case_id=ids["case_id"]), idempotency_key="e2")
     assert again.stored is None
     assert again.breakdown.collectability > bare.breakdown.collectability
     assert _scores(db, ids["case_id"])[0] == again.breakdown.collectability
@@ -85,7 +93,7 @@ def test_a_tier_change_enqueues_one_plan_job_for_the_enforcement_case(db: Conn) 
     ids = make_case(db)
     enforcement_id = open_enforcement_case(db, ids)
     payload = EnrichPayload.model_validate({"case_id": str(ids["case_id"]), "bundle": RICH_BUNDLE})
-    first = run(db, payload, idempotency_key="enrich-tier", vendor=None)
+    first = run(db, payload, idempotency_key="enrich-tier")
     assert first.recorded.enforcement_tier_changed
     assert first.plan_msg_id is not None
     key = plan_key(enforcement_id, first.recorded.tier, "enrich-tier")
@@ -106,7 +114,7 @@ def test_a_tier_change_enqueues_one_plan_job_for_the_enforcement_case(db: Conn) 
     assert tier == (first.recorded.tier,)
 
     # Same tier again (a later job): no new plan job.
-    second = run(db, payload, idempotency_key="enrich-tier-2", vendor=None)
+    second = run(db, payload, idempotency_key="enrich-tier-2")
     assert not second.recorded.enforcement_tier_changed
     assert second.plan_msg_id is None
     assert len(_plan_jobs(db)) == 1
@@ -128,7 +136,7 @@ def test_the_vendor_is_asked_when_no_bundle_is_pushed(db: Conn) -> None:
         FakeVendor() as fake,
         HttpEnrichmentVendor(fake.url, "secret-key", timeout=5, attempts=1) as vendor,
     ):
-        result = run(db, EnrichPayload(case_id=ids["case_id"]), idempotency_key="v1", vendor=vendor)
+        result = _pull_and_run(db, ids["case_id"], "v1", vendor)
     assert result.bundle_source == "acme-skiptrace"
     assert result.stored is not None
     assert result.stored["inserted"] == 5
@@ -146,7 +154,7 @@ def test_a_503_then_200_is_retried_in_place(db: Conn) -> None:
         FakeVendor([(503, {"error": "busy"})]) as fake,
         HttpEnrichmentVendor(fake.url, None, timeout=5, attempts=2, max_wait=0.05) as vendor,
     ):
-        result = run(db, EnrichPayload(case_id=ids["case_id"]), idempotency_key="v2", vendor=vendor)
+        result = _pull_and_run(db, ids["case_id"], "v2", vendor)
     assert len(fake.requests) == 2
     assert result.stored is not None
     assert result.stored["inserted"] == 5
@@ -177,7 +185,7 @@ def test_vendor_failures_are_classified(
     ):
         fake.default = answer
         with pytest.raises(error) as caught:
-            run(db, EnrichPayload(case_id=ids["case_id"]), idempotency_key="v3", vendor=vendor)
+            _pull_and_run(db, ids["case_id"], "v3", vendor)
     assert isinstance(caught.value, base)
     assert str(caught.value)
 
@@ -190,12 +198,12 @@ def test_an_unreachable_vendor_is_transient(db: Conn) -> None:
         HttpEnrichmentVendor(url, None, timeout=2, attempts=1) as vendor,
         pytest.raises(VendorUnavailable, match="unreachable"),
     ):
-        run(db, EnrichPayload(case_id=ids["case_id"]), idempotency_key="v4", vendor=vendor)
+        _pull_and_run(db, ids["case_id"], "v4", vendor)
 
 
 def test_an_unknown_case_is_permanent(db: Conn) -> None:
     with pytest.raises(psycopg.errors.NoDataFound, match="not found") as caught, db.transaction():
-        run(db, EnrichPayload(case_id=uuid.uuid4()), idempotency_key="x", vendor=None)
+        run(db, EnrichPayload(case_id=uuid.uuid4()), idempotency_key="x")
     assert classify(caught.value) == "permanent"
 
 
@@ -207,13 +215,13 @@ def test_a_bundle_the_rpc_refuses_is_permanent(db: Conn) -> None:
         pytest.raises(psycopg.errors.InvalidParameterValue, match=r"contacts\[0\]") as caught,
         db.transaction(),
     ):
-        run(db, payload, idempotency_key="x", vendor=None)
+        run(db, payload, idempotency_key="x")
     assert classify(caught.value) == "permanent"
 
 
 def test_an_inactive_judgment_scores_zero_and_tier3(db: Conn) -> None:
     ids = make_case(db, status="vacated")
     payload = EnrichPayload.model_validate({"case_id": str(ids["case_id"]), "bundle": RICH_BUNDLE})
-    result = run(db, payload, idempotency_key="x", vendor=None)
+    result = run(db, payload, idempotency_key="x")
     assert result.breakdown.collectability == Decimal("0.00")
     assert result.recorded.tier == "tier3"

@@ -5,6 +5,7 @@ bundle goes through the batch path and dead-letters only the bad one."""
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,7 +15,7 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
-from tests.harness import WORKER_LOGIN
+from tests.harness import WORKER_LOGIN, run_cli
 from tests.kinds.enrich_outreach_support import (
     RICH_BUNDLE,
     FakeVendor,
@@ -257,6 +258,96 @@ def test_a_worker_batches_the_good_jobs_and_dead_letters_the_bad_one(
     plans = conn.execute("select message ->> 'idempotency_key' from pgmq.q_enforce").fetchall()
     assert len(plans) == 1
     assert plans[0][0].endswith(":e2e-0")
+
+
+def test_the_vendor_pull_happens_with_no_transaction_open(
+    conn: Conn, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    ids = make_case(conn)
+    with FakeVendor() as vendor:
+        vendor.gate = threading.Event()
+        try:
+            start_worker(
+                {
+                    "DRAGONFLY_ENRICH_VENDOR_URL": vendor.url,
+                    "DRAGONFLY_ENRICH_VENDOR_ATTEMPTS": "1",
+                    "DRAGONFLY_ENRICH_VENDOR_TIMEOUT": "30",
+                }
+            )
+            key = f"held-{uuid.uuid4()}"
+            _enqueue(conn, key, {"case_id": str(ids["case_id"])})
+            assert vendor.entered.wait(20), "the vendor was never asked"
+            # While the vendor holds the request, the worker's sessions (its slots and its
+            # listener) have no transaction open and hold no lock.
+            sessions = conn.execute(
+                "select pid, state, xact_start from pg_stat_activity"
+                " where application_name = 'dragonfly-worker:enrich'"
+                " and datname = current_database()"
+            ).fetchall()
+            assert sessions
+            assert [(state, xact) for _, state, xact in sessions] == [("idle", None)] * len(
+                sessions
+            )
+            locks = conn.execute(
+                "select count(*) from pg_locks where pid = any(%s)", ([p for p, _, _ in sessions],)
+            ).fetchone()
+            assert locks == (0,)
+        finally:
+            vendor.gate.set()
+        attempts = wait_for(lambda: _completed(conn, key), what="the enrich job")
+    assert attempts == 1
+    assert _state(conn, ids["case_id"])[4:6] == (3, 2)  # the vendor's contacts and assets
+
+
+def test_a_vendor_echoing_the_token_leaks_it_nowhere(
+    conn: Conn, fresh_db_url: str, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    token = f"MARKER-token-{uuid.uuid4().hex}"
+    tenant = f"MARKER-tenant-{uuid.uuid4().hex}"
+    ids = make_case(conn)
+
+    def echo(request: dict[str, Any]) -> dict[str, Any]:
+        # What some providers do: the refusal quotes the request, credentials and all.
+        return {
+            "error": "unauthorized",
+            "path": request["path"],
+            "header": request["authorization"],
+            "detail": f"Authorization: {request['authorization']} rejected",
+        }
+
+    with FakeVendor([(401, echo)]) as vendor:
+        worker = start_worker(
+            {
+                "DRAGONFLY_ENRICH_VENDOR_URL": f"{vendor.url}/{tenant}",
+                "DRAGONFLY_ENRICH_VENDOR_API_KEY": token,
+                "DRAGONFLY_ENRICH_VENDOR_ATTEMPTS": "1",
+            }
+        )
+        msg_id = _enqueue(conn, f"leak-{uuid.uuid4()}", {"case_id": str(ids["case_id"])})
+        dead = wait_for(lambda: _dead_letter(conn, msg_id), what="the refused job's dead letter")
+        worker.wait_for("job_dead_lettered")
+        assert vendor.requests[0]["authorization"] == f"Bearer {token}"  # the echo carried it
+    row = conn.execute(
+        "select id, d::text from dragonfly.dead_letters d where queue = 'enrich' and msg_id = %s",
+        (msg_id,),
+    ).fetchone()
+    assert row is not None
+    dead_id, stored = row
+    shown = run_cli("dlq", "show", str(dead_id), env={"DATABASE_URL": fresh_db_url})
+    listed = run_cli("dlq", "list", env={"DATABASE_URL": fresh_db_url})
+
+    assert dead[0] == "permanent", dead
+    assert "401" in dead[1], dead
+    assert shown.returncode == 0, shown.stderr
+    assert "401" in shown.stdout
+    log = worker.output()
+    for text in (stored, log, shown.stdout + shown.stderr, listed.stdout + listed.stderr):
+        assert token not in text
+        assert tenant not in text
+    # The library's own request line was logged, as JSON, with the host kept.
+    requests = [e for e in worker.events() if e.get("logger") == "httpx"]
+    assert requests
+    assert all(f"{vendor.url}/***" in e["event"] for e in requests)
 
 
 def test_the_fleet_role_commits_a_batch_that_enqueues_plan_jobs(

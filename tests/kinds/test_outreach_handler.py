@@ -1,5 +1,5 @@
-"""The outreach handler run directly in a rolled-back transaction, against a loopback SMTP
-server."""
+"""The outreach handler's two phases run directly in a rolled-back transaction, against a
+loopback SMTP server."""
 
 from __future__ import annotations
 
@@ -11,8 +11,14 @@ import psycopg
 import pytest
 
 from tests.kinds.enrich_outreach_support import make_plaintiff, quiet_zone, smtp_server
-from workers.outreach.handler import OutreachConfig, continuation_key, run
-from workers.outreach.mailer import MailRejected, MailTemporarilyFailed, SmtpMailer
+from workers.outreach.handler import (
+    OutreachConfig,
+    OutreachResult,
+    continuation_key,
+    record,
+    send_email,
+)
+from workers.outreach.mailer import Mailer, MailRejected, MailTemporarilyFailed, SmtpMailer
 from workers.outreach.payload import OutreachPayload
 from workers.outreach.quiet_hours import QuietHours
 from workers.runtime import PermanentError, TransientError
@@ -24,6 +30,30 @@ CONFIG = OutreachConfig(QuietHours(time(20, 0), time(9, 0)), "outreach@dragonfly
 
 def _mailer(port: int) -> SmtpMailer:
     return SmtpMailer("127.0.0.1", port, starttls=False, username=None, password=None, timeout=5)
+
+
+def run(
+    db: Conn,
+    payload: OutreachPayload,
+    *,
+    idempotency_key: str,
+    mailer: Mailer | None,
+    config: OutreachConfig,
+    now: datetime,
+) -> OutreachResult:
+    """One attempt as the runtime runs it: the outside phase, then the record."""
+    emailed = send_email(
+        db, payload, idempotency_key=idempotency_key, mailer=mailer, config=config, now=now
+    )
+    return record(
+        db,
+        payload,
+        idempotency_key=idempotency_key,
+        emailed=emailed,
+        email_enabled=mailer is not None,
+        config=config,
+        now=now,
+    )
 
 
 def _attempts(db: Conn, plaintiff_id: uuid.UUID) -> list[tuple[Any, ...]]:
@@ -248,3 +278,110 @@ def test_an_unknown_plaintiff_is_permanent(db: Conn) -> None:
             now=datetime.now(UTC),
         )
     assert classify(caught.value) == "permanent"
+
+
+def _intent(db: Conn, key: str) -> tuple[Any, ...] | None:
+    row = db.execute(
+        "select state, message_id from public.outreach_emails where idempotency_key = %s", (key,)
+    ).fetchone()
+    return tuple(row) if row else None
+
+
+def test_an_intent_left_sending_is_recorded_unknown_and_nothing_is_sent(db: Conn) -> None:
+    pid = make_plaintiff(db, email="jane@creditor.test")
+    _daytime(db, pid)
+    now = datetime.now(UTC)
+    # An earlier attempt committed its intent and died during the send.
+    db.execute(
+        "select public.begin_outreach_email('o-x', 'o-x', %s, 'jane@creditor.test', '<m@x>')",
+        (pid,),
+    )
+    with smtp_server() as smtp:
+        result = run(
+            db,
+            _payload(pid),
+            idempotency_key="o-x",
+            mailer=_mailer(smtp.port),
+            config=CONFIG,
+            now=now,
+        )
+        assert smtp.messages == []
+    assert result.outcome == "unknown"
+    assert "<m@x>" in result.detail
+    assert _attempts(db, pid) == [("o-x", "unknown", "email", "new")]
+    status = db.execute("select status from public.plaintiffs where id = %s", (pid,)).fetchone()
+    assert status == ("new",)  # nobody knows yet whether it arrived
+    # Another job of the same outreach does not email either.
+    again = run(
+        db,
+        _payload(pid, outreach_key="o-x"),
+        idempotency_key="o-y",
+        mailer=_mailer(1),
+        config=CONFIG,
+        now=now,
+    )
+    assert again.outcome == "duplicate"
+
+
+def test_an_email_sent_but_not_recorded_is_recorded_sent_on_retry(db: Conn) -> None:
+    pid = make_plaintiff(db, email="jane@creditor.test")
+    _daytime(db, pid)
+    now = datetime.now(UTC)
+    with smtp_server() as smtp:
+        emailed = send_email(
+            db,
+            _payload(pid),
+            idempotency_key="o-s",
+            mailer=_mailer(smtp.port),
+            config=CONFIG,
+            now=now,
+        )
+        assert emailed is not None
+        assert emailed.outcome == "sent"
+        assert _intent(db, "o-s") == ("sent", emailed.message_id)
+        # The job's transaction never committed; the retry runs both phases again.
+        result = run(
+            db,
+            _payload(pid),
+            idempotency_key="o-s",
+            mailer=_mailer(smtp.port),
+            config=CONFIG,
+            now=now,
+        )
+        assert len(smtp.messages) == 1
+    assert result.outcome == "sent"
+    assert _attempts(db, pid) == [("o-s", "sent", "email", "new")]
+
+
+def test_a_refused_send_withdraws_the_intent_and_a_cut_off_one_keeps_it(db: Conn) -> None:
+    pid = make_plaintiff(db, email="nobody@creditor.test")
+    _daytime(db, pid)
+    with smtp_server() as smtp:
+        port = smtp.port
+    with pytest.raises(MailTemporarilyFailed) as caught:  # nothing listens: nothing went out
+        send_email(
+            db,
+            _payload(pid),
+            idempotency_key="w-1",
+            mailer=_mailer(port),
+            config=CONFIG,
+            now=datetime.now(UTC),
+        )
+    assert not caught.value.maybe_sent
+    assert _intent(db, "w-1") is None  # a retry may send
+
+    class CutOff:
+        def send(self, message: Any) -> None:
+            raise MailTemporarilyFailed("connection dropped after DATA", maybe_sent=True)
+
+    with pytest.raises(MailTemporarilyFailed):
+        send_email(
+            db,
+            _payload(pid),
+            idempotency_key="w-2",
+            mailer=CutOff(),
+            config=CONFIG,
+            now=datetime.now(UTC),
+        )
+    assert _intent(db, "w-2") is not None
+    assert _intent(db, "w-2")[0] == "sending"  # the retry records unknown, sends nothing

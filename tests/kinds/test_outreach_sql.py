@@ -131,6 +131,14 @@ def test_attempt_rows_are_consistent(db: Conn) -> None:
         _begin(db, uuid.uuid4(), "d5")
 
 
+FUNCTIONS = (
+    "begin_outreach",
+    "record_outreach_attempt",
+    "begin_outreach_email",
+    "settle_outreach_email",
+)
+
+
 def test_rights_and_row_level_security(db: Conn) -> None:
     rows = db.execute(
         """
@@ -139,19 +147,66 @@ def test_rights_and_row_level_security(db: Conn) -> None:
           join pg_namespace n on n.oid = p.pronamespace
           cross join (values ('anon'), ('authenticated'), ('service_role'), ('dragonfly_worker'),
                              ('enforcement_operator')) as r(rolname)
-         where n.nspname = 'public' and p.proname in ('begin_outreach', 'record_outreach_attempt')
+         where n.nspname = 'public' and p.proname = any(%s)
            and has_function_privilege(r.rolname, p.oid, 'execute')
-        """
+        """,
+        (list(FUNCTIONS),),
     ).fetchall()
     assert sorted(rows) == sorted(
-        (name, role)
-        for name in ("begin_outreach", "record_outreach_attempt")
-        for role in ("service_role", "dragonfly_worker")
+        (name, role) for name in FUNCTIONS for role in ("service_role", "dragonfly_worker")
     )
-    assert db.execute(
-        "select relrowsecurity from pg_class where oid = 'public.outreach_attempts'::regclass"
-    ).fetchone() == (True,)
-    for role in ("anon", "authenticated"):
+    for table in ("public.outreach_attempts", "public.outreach_emails"):
         assert db.execute(
-            "select has_table_privilege(%s, 'public.outreach_attempts', 'select')", (role,)
-        ).fetchone() == (False,)
+            "select relrowsecurity from pg_class where oid = %s::regclass", (table,)
+        ).fetchone() == (True,)
+        for role in ("anon", "authenticated"):
+            assert db.execute(
+                "select has_table_privilege(%s, %s, 'select')", (role, table)
+            ).fetchone() == (False,)
+
+
+def _intend(db: Conn, plaintiff_id: uuid.UUID, key: str, outreach_key: str | None = None) -> Any:
+    row = db.execute(
+        "select public.begin_outreach_email(%s, %s, %s, 'a@b.test', %s, 'test')",
+        (key, outreach_key or key, plaintiff_id, f"<{key}@b>"),
+    ).fetchone()
+    assert row is not None
+    return row[0]
+
+
+def test_begin_outreach_email_records_one_intent_per_job_and_per_outreach(db: Conn) -> None:
+    pid = make_plaintiff(db)
+    assert _intend(db, pid, "e1")["state"] == "new"
+    assert _intend(db, pid, "e1")["state"] == "sending"  # this job's, not settled yet
+    assert _intend(db, pid, "e2", outreach_key="e1") == {"state": "other", "idempotency_key": "e1"}
+    settled = db.execute("select public.settle_outreach_email('e1', true)").fetchone()
+    assert settled == (True,)
+    assert _intend(db, pid, "e1")["state"] == "sent"
+    assert db.execute("select public.settle_outreach_email('e1', false)").fetchone() == (False,)
+
+    assert _intend(db, pid, "f1")["state"] == "new"
+    db.execute("select public.settle_outreach_email('f1', false)")  # refused: withdrawn
+    assert _intend(db, pid, "f1")["state"] == "new"
+
+
+def test_begin_outreach_email_refuses_a_blocked_plaintiff_and_bad_arguments(db: Conn) -> None:
+    pid = make_plaintiff(db, status="do_not_call")
+    assert _intend(db, pid, "b1") == {"state": "blocked", "status": "do_not_call"}
+    assert db.execute("select count(*) from public.outreach_emails").fetchone() == (0,)
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match="p_email_to"), db.transaction():
+        db.execute("select public.begin_outreach_email('k', 'k', %s, ' ', '<m>')", (pid,))
+    with pytest.raises(psycopg.errors.NoDataFound), db.transaction():
+        db.execute(
+            "select public.begin_outreach_email('k', 'k', %s, 'a@b', '<m>')", (uuid.uuid4(),)
+        )
+
+
+def test_unknown_is_recorded_as_a_contact_even_after_the_plaintiff_was_blocked(db: Conn) -> None:
+    pid = make_plaintiff(db)
+    _intend(db, pid, "u1")
+    db.execute("update public.plaintiffs set status = 'do_not_call' where id = %s", (pid,))
+    _record(db, pid, "u1", "unknown", channel="email", email_to="a@b.test", message_id="<u1@b>")
+    assert _begin(db, pid, "u2", outreach_key="u1")["delivered"]["outcome"] == "unknown"
+    # Without an intent of its own a contact with a blocked plaintiff is still refused.
+    with pytest.raises(psycopg.errors.InsufficientPrivilege), db.transaction():
+        _record(db, pid, "u3", "sent", channel="email", email_to="a@b.test", message_id="<u3@b>")

@@ -34,22 +34,27 @@ def smtp() -> Iterator[Any]:
         yield handler
 
 
-@pytest.fixture
-def worker(fresh_db_url: str, tmp_path: Path, smtp: Any) -> Iterator[WorkerProcess]:
+def _outreach_worker(url: str, tmp_path: Path, smtp_port: int, **env: str) -> WorkerProcess:
     """`python -m workers.cli worker outreach` (the real JOB) sending to the loopback SMTP."""
-    process = WorkerProcess(
-        fresh_db_url,
+    return WorkerProcess(
+        url,
         tmp_path,
         kind="outreach",
         handler="workers.outreach:JOB",
         env={
             "DRAGONFLY_SMTP_HOST": "127.0.0.1",
-            "DRAGONFLY_SMTP_PORT": str(smtp.port),
+            "DRAGONFLY_SMTP_PORT": str(smtp_port),
             "DRAGONFLY_SMTP_TIMEOUT": "5",
             "DRAGONFLY_OUTREACH_FROM_EMAIL": "outreach@dragonfly.test",
+            **env,
         },
         name="outreach",
     )
+
+
+@pytest.fixture
+def worker(fresh_db_url: str, tmp_path: Path, smtp: Any) -> Iterator[WorkerProcess]:
+    process = _outreach_worker(fresh_db_url, tmp_path, smtp.port)
     try:
         process.wait_ready()
         yield process
@@ -199,3 +204,50 @@ def test_bad_payloads_are_dead_lettered_with_a_clear_reason(
     reason, error = wait_for(lambda: dead(unknown), what="dead letter 2")
     assert reason == "permanent"
     assert "P0002" in error
+
+
+def test_kill_9_after_the_smtp_server_accepted_the_email_sends_it_once_and_records_unknown(
+    conn: Conn, fresh_db_url: str, tmp_path: Path
+) -> None:
+    workers: list[WorkerProcess] = []
+    killed: list[int] = []
+
+    def kill_the_sender(_message: Any) -> None:
+        # The server holds the message and has not answered DATA yet: the worker dies
+        # before it hears of the acceptance, let alone commits the job.
+        workers[0].kill()
+        killed.append(workers[0].proc.returncode)
+
+    pid = _daytime_plaintiff(conn, email="jane@creditor.test")
+    key = f"crash-{uuid.uuid4()}"
+    # A short job timeout: the message comes back once its hold (batch window + job
+    # timeout + visibility timeout + 5 s) has run out.
+    env = {"DRAGONFLY_JOB_TIMEOUTS": '{"outreach": 5}'}
+    try:
+        with smtp_server(on_message=kill_the_sender) as smtp:
+            workers.append(_outreach_worker(fresh_db_url, tmp_path, smtp.port, **env))
+            workers[0].wait_ready()
+            _enqueue(conn, key, {"plaintiff_id": str(pid), "reason": "new_judgment"})
+            wait_for(lambda: killed, what="the worker to be killed mid-send")
+            assert killed == [-9]
+            assert not _completed(conn, key)
+            intent = conn.execute(
+                "select state from public.outreach_emails where idempotency_key = %s", (key,)
+            ).fetchone()
+            assert intent == ("sending",)  # committed before the send, never settled
+
+            workers.append(_outreach_worker(fresh_db_url, tmp_path, smtp.port, **env))
+            wait_for(lambda: _completed(conn, key), timeout=60, what="the retried job")
+            assert len(smtp.messages) == 1  # exactly one email, overall
+    finally:
+        for process in workers:
+            process.close()
+    [(_, outcome, channel)] = _attempts(conn, pid)
+    assert (outcome, channel) == ("unknown", "email")
+    dead = conn.execute("select count(*) from dragonfly.dead_letters").fetchone()
+    assert dead == (0,)
+    attempts = conn.execute(
+        "select attempts from dragonfly.completed_jobs where idempotency_key = %s", (key,)
+    ).fetchone()
+    assert attempts == (2,)
+    workers[1].wait_for("outreach_done", outcome="unknown")

@@ -8,6 +8,7 @@ row per key means "done exactly once".
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Sequence
 from typing import Literal
@@ -17,6 +18,7 @@ from pydantic import BaseModel, ConfigDict
 from workers.runtime import (
     BatchContext,
     BatchItem,
+    FetchContext,
     JobContext,
     JobKind,
     PermanentError,
@@ -118,4 +120,82 @@ def handle_many(ctx: BatchContext, items: Sequence[BatchItem[ProbePayload]]) -> 
 
 BATCH: JobKind[ProbePayload] = JobKind(
     kind="enrich", payload=ProbePayload, handle=handle, handle_batch=handle_many
+)
+
+
+# -- a kind with an outside phase -------------------------------------------------------------
+
+OUTSIDE_GATE = threading.Event()
+"""In-process tests: set to let PHASED's fetch return (it waits at most 30 s)."""
+OUTSIDE_ENTERED = threading.Event()
+"""Set by PHASED's fetch when it starts waiting at the gate."""
+
+
+class PhasedPayload(BaseModel):
+    """What the phased test job does in its outside phase, then in its transaction."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    fetch: Literal["value", "none", "transient", "permanent", "gate"] = "value"
+    """``value``: return a value; ``none``: nothing to fetch; ``transient`` /
+    ``permanent``: raise; ``gate``: wait for OUTSIDE_GATE, then return a value."""
+    enqueue: bool = False
+    """handle: queue_job an outreach job, then wait for OUTSIDE_GATE (the batch's
+    transaction open with a fresh enqueue in it)."""
+
+
+def _wait_at_the_gate() -> None:
+    """Short waits, so that the watchdog's exception can land in between (as in a client
+    library that polls its socket)."""
+    deadline = time.monotonic() + 30
+    while not OUTSIDE_GATE.wait(0.05):
+        if time.monotonic() > deadline:
+            raise TimeoutError("the test never opened the gate")
+
+
+def phased_fetch(ctx: FetchContext, payload: PhasedPayload) -> str | None:
+    if payload.fetch == "none":
+        return None
+    if payload.fetch == "transient":
+        raise TransientError("the vendor timed out")
+    if payload.fetch == "permanent":
+        raise PermanentError("the vendor refused the case")
+    if payload.fetch == "gate":
+        OUTSIDE_ENTERED.set()
+        _wait_at_the_gate()
+    return f"fetched:{ctx.envelope.idempotency_key}"
+
+
+def phased_handle(ctx: JobContext, payload: PhasedPayload) -> None:
+    ctx.conn.execute(
+        "insert into runtime_test.effects (idempotency_key, msg_id, attempt, via)"
+        " values (%s, %s, %s, %s)",
+        (ctx.envelope.idempotency_key, ctx.msg_id, ctx.attempt, ctx.fetched or "single"),
+    )
+    if payload.enqueue:
+        ctx.conn.execute(
+            "select public.queue_job(jsonb_build_object('kind', 'outreach',"
+            " 'idempotency_key', %s::text, 'payload', '{}'::jsonb))",
+            (f"from-{ctx.envelope.idempotency_key}",),
+        )
+        OUTSIDE_ENTERED.set()
+        _wait_at_the_gate()
+
+
+def phased_many(ctx: BatchContext, items: Sequence[BatchItem[PhasedPayload]]) -> list[int]:
+    """Records every job offered in one statement (only jobs whose fetch returned None)."""
+    ctx.conn.execute(
+        "insert into runtime_test.effects (idempotency_key, msg_id, attempt, via)"
+        " select k, m, 1, 'batch' from unnest(%s::text[], %s::bigint[]) as u (k, m)",
+        ([i.envelope.idempotency_key for i in items], [i.msg_id for i in items]),
+    )
+    return [i.msg_id for i in items]
+
+
+PHASED: JobKind[PhasedPayload] = JobKind(
+    kind="enrich",
+    payload=PhasedPayload,
+    handle=phased_handle,
+    fetch=phased_fetch,
+    handle_batch=phased_many,
 )

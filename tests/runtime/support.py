@@ -6,16 +6,22 @@ import json
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import psycopg
+import structlog
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from tests.harness import REPO, child_env, worker_url
+from tests.runtime.handlers import JOB
+from workers.runtime.batch import BatchConfig, BatchRunner
+from workers.runtime.handlers import JobKind
+from workers.runtime.retry import RetryPolicy
 
 T = TypeVar("T")
 
@@ -32,6 +38,48 @@ TEST_ENV = {
     "DRAGONFLY_SHUTDOWN_GRACE": "15",
     "DRAGONFLY_RECONNECT_MAX_DELAY": "1",
 }
+
+
+class RecordingMetrics:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+
+    def job_done(self, **kw: Any) -> None:
+        self.calls.append(("done", kw))
+
+    def job_failed(self, **kw: Any) -> None:
+        self.calls.append(("failed", kw))
+
+    def job_dead_lettered(self, **kw: Any) -> None:
+        self.calls.append(("dead_lettered", kw))
+
+
+def make_runner(
+    metrics: RecordingMetrics | None = None,
+    batch_size: int = 10,
+    *,
+    job: JobKind[Any] = JOB,
+    job_timeout: float = 30.0,
+    stopping: threading.Event | None = None,
+) -> BatchRunner:
+    """A batch runner of ``job`` on the enrich queue, for in-process tests."""
+    config = BatchConfig(
+        queue="enrich",
+        worker="test",
+        batch_size=batch_size,
+        batch_window=30.0,
+        visibility_timeout=30,
+        job_timeout=job_timeout,
+        retry=RetryPolicy(max_attempts=3, base_delay=0.1, max_delay=0.2),
+    )
+    return BatchRunner(
+        job,
+        config,
+        adapters={},
+        metrics=metrics or RecordingMetrics(),
+        log=structlog.get_logger("test"),
+        stopping=stopping or threading.Event(),
+    )
 
 
 def wait_until(

@@ -13,58 +13,23 @@ from typing import Any
 
 import psycopg
 import pytest
-import structlog
 
-from tests.runtime.handlers import JOB
 from tests.runtime.support import (
+    RecordingMetrics,
     completed,
     effects_by_key,
     enqueue,
+    make_runner,
     queue_length,
     scalar,
     send_raw,
     wait_until,
 )
 from workers.runtime import queries
-from workers.runtime.batch import BatchConfig, BatchReport, BatchRunner
-from workers.runtime.retry import RetryPolicy
+from workers.runtime.batch import BatchReport
 from workers.runtime.watchdog import Slot
 
 Conn = psycopg.Connection[Any]
-
-
-class RecordingMetrics:
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, dict[str, Any]]] = []
-
-    def job_done(self, **kw: Any) -> None:
-        self.calls.append(("done", kw))
-
-    def job_failed(self, **kw: Any) -> None:
-        self.calls.append(("failed", kw))
-
-    def job_dead_lettered(self, **kw: Any) -> None:
-        self.calls.append(("dead_lettered", kw))
-
-
-def make_runner(metrics: RecordingMetrics | None = None, batch_size: int = 10) -> BatchRunner:
-    config = BatchConfig(
-        queue="enrich",
-        worker="test",
-        batch_size=batch_size,
-        batch_window=30.0,
-        visibility_timeout=30,
-        job_timeout=30.0,
-        retry=RetryPolicy(max_attempts=3, base_delay=0.1, max_delay=0.2),
-    )
-    return BatchRunner(
-        JOB,
-        config,
-        adapters={},
-        metrics=metrics or RecordingMetrics(),
-        log=structlog.get_logger("test"),
-        stopping=threading.Event(),
-    )
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -157,10 +158,12 @@ def one(conn: Conn, query: str, params: Any = None) -> Any:
     return row[0]
 
 
-def act_as(conn: Conn, role: str, sub: str | None = None) -> None:
+def act_as(conn: Conn, role: str, sub: str | None = None, email: str | None = None) -> None:
     """Become ``role`` for the rest of the current transaction, as PostgREST does."""
     conn.execute(f"set local role {role}")
     claims = {"role": role, "sub": sub or "6f1d7c4e-0000-4000-8000-000000000001"}
+    if email is not None:
+        claims["email"] = email
     conn.execute("select set_config('request.jwt.claims', %s, true)", (json.dumps(claims),))
 
 
@@ -173,14 +176,39 @@ DIGESTED_TABLES = (
     "public.plaintiff_tasks",
     "public.judgments",
 )
-FINGERPRINT = "select " + ", ".join(
-    f"(select md5(coalesce(string_agg(t::text, '|' order by t.id), '')) from {table} t)"
-    for table in DIGESTED_TABLES
-)
+
+
+def digest(conn: Conn, tables: tuple[str, ...]) -> tuple[Any, ...]:
+    """One md5 per table over all of its rows: equal digests mean nothing was written."""
+    query = "select " + ", ".join(
+        f"(select md5(coalesce(string_agg(t::text, '|' order by t::text), '')) from {table} t)"
+        for table in tables
+    )
+    row = conn.execute(query).fetchone()
+    assert row is not None
+    return tuple(row)
 
 
 def fingerprint(conn: Conn) -> tuple[Any, ...]:
     """A digest of every row of every table the enforcement RPCs write."""
-    row = conn.execute(FINGERPRINT).fetchone()
-    assert row is not None
-    return tuple(row)
+    return digest(conn, DIGESTED_TABLES)
+
+
+def valid_call(db: Conn, name: str, seeded: Seeded) -> tuple[str, Any]:
+    """A payload that succeeds for ``name`` (preparing what it needs as the test's superuser)."""
+    cid = seeded.case_id
+    payloads: dict[str, Callable[[], Any]] = {
+        "open_enforcement_case": lambda: {"judgment_id": seed(db, open_case=False).judgment_id},
+        "close_enforcement_case": lambda: {"case_id": cid, "status": "withdrawn"},
+        "set_enforcement_stage": lambda: {"case_id": cid, "stage": "asset_search"},
+        "log_enforcement_event": lambda: {"case_id": cid, "event_kind": "note_added"},
+        "queue_enforcement_action": lambda: {"case_id": cid, "action_type": "marshal"},
+        "record_enforcement_payment": lambda: {"case_id": cid, "amount": "10.00"},
+        "issue_subpoena": lambda: {"case_id": cid, "recipient": "Bank", "document_path": "s/a.pdf"},
+        "record_subpoena_response": lambda: (
+            rpc(db, "issue_subpoena", {"case_id": cid, "recipient": "B", "document_path": "s/b"})
+            and {"case_id": cid, "outcome": "partial"}
+        ),
+        "refresh_enforcement_metrics": lambda: None,
+    }
+    return name, payloads[name]()

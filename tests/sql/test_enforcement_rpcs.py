@@ -385,7 +385,7 @@ def test_stage_refuses_to_go_back_without_override(db: Conn, enf_case: Seeded) -
         (
             {"case_id": "{CID}", "stage": "bank_levy", "next_action_at": "infinity"},
             "22023",
-            "finite",
+            "ISO 8601",
         ),
         ({"case_id": "{NEW}", "stage": "bank_levy"}, "P0002", "not found"),
     ],

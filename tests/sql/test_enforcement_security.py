@@ -5,7 +5,6 @@ hygiene every SECURITY DEFINER function and policy must have.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -19,6 +18,7 @@ from tests.sql.enforcement_seed import (
     one,
     rpc,
     seed,
+    valid_call,
 )
 
 Conn = psycopg.Connection[Any]
@@ -59,26 +59,6 @@ OPERATOR_TABLES = (
     "judgments.cases",
 )
 OPERATOR_SUB = "0a0a0a0a-1111-4222-8333-444444444444"
-
-
-def valid_call(db: Conn, name: str, seeded: Seeded) -> tuple[str, Any]:
-    """A payload that succeeds for ``name`` (preparing what it needs as the test's superuser)."""
-    cid = seeded.case_id
-    payloads: dict[str, Callable[[], Any]] = {
-        "open_enforcement_case": lambda: {"judgment_id": seed(db, open_case=False).judgment_id},
-        "close_enforcement_case": lambda: {"case_id": cid, "status": "withdrawn"},
-        "set_enforcement_stage": lambda: {"case_id": cid, "stage": "asset_search"},
-        "log_enforcement_event": lambda: {"case_id": cid, "event_kind": "note_added"},
-        "queue_enforcement_action": lambda: {"case_id": cid, "action_type": "marshal"},
-        "record_enforcement_payment": lambda: {"case_id": cid, "amount": "10.00"},
-        "issue_subpoena": lambda: {"case_id": cid, "recipient": "Bank", "document_path": "s/a.pdf"},
-        "record_subpoena_response": lambda: (
-            rpc(db, "issue_subpoena", {"case_id": cid, "recipient": "B", "document_path": "s/b"})
-            and {"case_id": cid, "outcome": "partial"}
-        ),
-        "refresh_enforcement_metrics": lambda: None,
-    }
-    return name, payloads[name]()
 
 
 def call_as(db: Conn, role: str, name: str, payload: Any) -> str | None:

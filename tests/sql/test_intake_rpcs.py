@@ -24,15 +24,15 @@ from psycopg.types.json import Jsonb
 Conn = psycopg.Connection[Any]
 
 SERVICE_ONLY = (
-    "public.set_case_enrichment(uuid, numeric, text, text)",
-    "public.set_case_scores(uuid, numeric, numeric, numeric, numeric, numeric, numeric, text)",
+    "public.set_case_enrichment(text, text, text, text)",
+    "public.set_case_scores(text, text, text, text, text, text, text, text)",
     "public.upsert_enrichment_bundle(jsonb)",
     "public.insert_or_get_entity(jsonb)",
     "public.process_simplicity_imports(uuid)",
 )
 OPS_CALLABLE = (
-    "public.request_case_copilot(uuid, text)",
-    "public.log_call_outcome(uuid, uuid, text, text, text, timestamp with time zone)",
+    "public.request_case_copilot(text, text)",
+    "public.log_call_outcome(text, text, text, text, text, text)",
 )
 
 
@@ -142,8 +142,9 @@ def test_ops_rpcs_are_callable_by_the_postgrest_roles(db: Conn, signature: str) 
 @pytest.mark.parametrize(
     "call",
     [
-        "select public.set_case_enrichment(gen_random_uuid(), 50, 'tier1')",
-        "select public.set_case_scores(gen_random_uuid(), 1, 1, 1, 1, 1, 1, 'tier3')",
+        "select public.set_case_enrichment(gen_random_uuid()::text, '50', 'tier1')",
+        "select public.set_case_scores("
+        "gen_random_uuid()::text, '1', '1', '1', '1', '1', '1', 'tier3')",
         "select public.upsert_enrichment_bundle('{}')",
         "select public.insert_or_get_entity('{}')",
         "select public.process_simplicity_imports(gen_random_uuid())",
@@ -175,8 +176,15 @@ def test_retired_rpcs_do_not_exist(db: Conn, name: str) -> None:
 def test_request_case_copilot_enqueues_through_queue_job(db: Conn) -> None:
     case = make_enforcement_case(db, "CV-COPILOT-1")
     with as_role(db, "authenticated"):
+        # The signed-in user's JWT names them; that, not the argument, is what is recorded.
+        db.execute(
+            "select set_config('request.jwt.claims', %s, true)",
+            ('{"role": "authenticated", "email": "ops@example.com"}',),
+        )
         msg_id = one(
-            db, "select public.request_case_copilot(%s, %s)", (case["case_id"], "ops@example.com")
+            db,
+            "select public.request_case_copilot(%s::text, %s)",
+            (case["case_id"], "ops@example.com"),
         )
     message = one(db, "select message from pgmq.q_case_copilot where msg_id = %s", (msg_id,))
     assert message["kind"] == "case_copilot"
@@ -197,13 +205,16 @@ def test_request_case_copilot_enqueues_through_queue_job(db: Conn) -> None:
         == 1
     )
     # The same request again in this transaction is the same job.
-    assert one(db, "select public.request_case_copilot(%s, %s)", (case["case_id"], "x")) == msg_id
+    assert (
+        one(db, "select public.request_case_copilot(%s::text, %s)", (case["case_id"], "x"))
+        == msg_id
+    )
 
 
 def test_request_case_copilot_refuses_unknown_and_null_cases(db: Conn) -> None:
     before = one(db, "select count(*) from pgmq.q_case_copilot")
     with pytest.raises(errors.NoDataFound) as info, db.transaction():
-        db.execute("select public.request_case_copilot(gen_random_uuid())")
+        db.execute("select public.request_case_copilot(gen_random_uuid()::text)")
     assert "does not exist" in str(info.value)
     with pytest.raises(errors.InvalidParameterValue), db.transaction():
         db.execute("select public.request_case_copilot(null)")
@@ -230,7 +241,7 @@ def log_call(
 ) -> dict[str, Any]:
     result: dict[str, Any] = one(
         conn,
-        "select public.log_call_outcome(%s, %s, %s, %s, %s, %s)",
+        "select public.log_call_outcome(%s::text, %s::text, %s, %s, %s, %s::text)",
         (plaintiff_id, task_id, outcome, interest, notes, follow_up_at),
     )
     return result
@@ -384,7 +395,9 @@ def test_two_agents_logging_one_task_close_it_once(fresh_db_url: str) -> None:
 def test_set_case_enrichment_stores_score_tier_and_summary(db: Conn) -> None:
     plaintiff_id = make_plaintiff(db)
     _j, case_id = make_court_case(db, plaintiff_id, "CV-E1")
-    db.execute("select public.set_case_enrichment(%s, 81.5, 'tier0', 'bank found')", (case_id,))
+    db.execute(
+        "select public.set_case_enrichment(%s::text, '81.5', 'tier0', 'bank found')", (case_id,)
+    )
     row = db.execute(
         "select collectability_score, collectability_tier, enrichment_summary,"
         " last_enriched_at is not null from judgments.cases where id = %s",
@@ -393,7 +406,7 @@ def test_set_case_enrichment_stores_score_tier_and_summary(db: Conn) -> None:
     assert row is not None
     assert (float(row[0]), *row[1:]) == (81.5, "tier0", "bank found", True)
     # A null tier follows the score band; a null summary keeps the previous one.
-    db.execute("select public.set_case_enrichment(%s, 30, null)", (case_id,))
+    db.execute("select public.set_case_enrichment(%s::text, '30', null)", (case_id,))
     assert db.execute(
         "select collectability_tier, enrichment_summary from judgments.cases where id = %s",
         (case_id,),
@@ -403,7 +416,10 @@ def test_set_case_enrichment_stores_score_tier_and_summary(db: Conn) -> None:
 def test_set_case_scores_stores_the_breakdown(db: Conn) -> None:
     plaintiff_id = make_plaintiff(db)
     _j, case_id = make_court_case(db, plaintiff_id, "CV-S1")
-    db.execute("select public.set_case_scores(%s, 90, 80, 70, 60, 5, 77.25, 'tier0')", (case_id,))
+    db.execute(
+        "select public.set_case_scores(%s::text, '90', '80', '70', '60', '5', '77.25', 'tier0')",
+        (case_id,),
+    )
     row = db.execute(
         "select identity_score, contactability_score, asset_score, recency_amount_score,"
         " adverse_penalty, collectability_score, collectability_tier, last_scored_at is not null"
@@ -418,22 +434,47 @@ def test_set_case_scores_stores_the_breakdown(db: Conn) -> None:
 @pytest.mark.parametrize(
     ("call", "error", "text"),
     [
-        ("select public.set_case_enrichment(%(id)s, 101, 'tier0')", "22023", "between 0 and 100"),
-        ("select public.set_case_enrichment(%(id)s, -1, 'tier0')", "22023", "between 0 and 100"),
-        ("select public.set_case_enrichment(%(id)s, null, 'tier0')", "22023", "score"),
-        ("select public.set_case_enrichment(%(id)s, 50, 'gold')", "22023", "not a tier"),
-        ("select public.set_case_enrichment(null, 50, 'tier1')", "22023", "p_case_id"),
-        ("select public.set_case_enrichment(gen_random_uuid(), 50, 'tier1')", "P0002", "case"),
-        ("select public.set_case_scores(%(id)s, 1, 2, 3, 4, 5, 6, 'tier9')", "22023", "not a tier"),
         (
-            "select public.set_case_scores(%(id)s, 1, 2, 300, 4, 5, 6, null)",
+            "select public.set_case_enrichment(%(id)s::text, '101', 'tier0')",
+            "22023",
+            "between 0 and 100",
+        ),
+        (
+            "select public.set_case_enrichment(%(id)s::text, '-1', 'tier0')",
+            "22023",
+            "between 0 and 100",
+        ),
+        ("select public.set_case_enrichment(%(id)s::text, null, 'tier0')", "22023", "score"),
+        ("select public.set_case_enrichment(%(id)s::text, '50', 'gold')", "22023", "not a tier"),
+        ("select public.set_case_enrichment(null, '50', 'tier1')", "22023", "p_case_id"),
+        (
+            "select public.set_case_enrichment(gen_random_uuid()::text, '50', 'tier1')",
+            "P0002",
+            "case",
+        ),
+        (
+            "select public.set_case_scores(%(id)s::text, '1', '2', '3', '4', '5', '6', 'tier9')",
+            "22023",
+            "not a tier",
+        ),
+        (
+            "select public.set_case_scores(%(id)s::text, '1', '2', '300', '4', '5', '6', null)",
             "22023",
             "p_asset_score",
         ),
-        ("select public.set_case_scores(%(id)s, 1, 2, 3, 4, -5, 6, null)", "22023", "p_adverse"),
-        ("select public.set_case_scores(%(id)s, null, 2, 3, 4, 5, 6, null)", "22023", "p_identity"),
         (
-            "select public.set_case_scores(gen_random_uuid(), 1, 2, 3, 4, 5, 6, null)",
+            "select public.set_case_scores(%(id)s::text, '1', '2', '3', '4', '-5', '6', null)",
+            "22023",
+            "p_adverse",
+        ),
+        (
+            "select public.set_case_scores(%(id)s::text, null, '2', '3', '4', '5', '6', null)",
+            "22023",
+            "p_identity",
+        ),
+        (
+            "select public.set_case_scores("
+            "gen_random_uuid()::text, '1', '2', '3', '4', '5', '6', null)",
             "P0002",
             "case",
         ),

@@ -20,6 +20,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from workers.alerts.models import AlertEvent, Delivery, PlannedDelivery, Rule
+from workers.redact import scrub
 
 Conn = psycopg.Connection[Any]
 
@@ -140,7 +141,7 @@ def mark_failed(
         {
             "id": delivery_id,
             "attempt": attempt,
-            "error": error[:2000],
+            "error": scrub(error)[:2000],
             "dead": dead,
             "delay": float(delay_seconds),
         },

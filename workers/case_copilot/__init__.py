@@ -4,7 +4,8 @@
 - :mod:`workers.case_copilot.rules` — the deterministic rules backend (default);
 - :mod:`workers.case_copilot.backends` — backend interface, the OpenAI-compatible LLM
   backend (httpx) and ``backend_from_settings``;
-- :mod:`workers.case_copilot.handler` — context read, backend call, output insert.
+- :mod:`workers.case_copilot.handler` — context read and backend call (the outside
+  phase, no transaction open), output insert (the job's transaction).
 
 docs/copilot.md is the reference.
 """
@@ -15,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from workers.case_copilot.backends import backend_from_settings
-from workers.case_copilot.handler import ADAPTER, handle
+from workers.case_copilot.handler import ADAPTER, fetch, handle
 from workers.case_copilot.models import CopilotPayload
 from workers.runtime import JobKind
 from workers.settings import Settings
@@ -30,9 +31,10 @@ JOB: JobKind[CopilotPayload] = JobKind(
     kind="case_copilot",
     payload=CopilotPayload,
     handle=handle,
+    fetch=fetch,
     adapters=make_adapters,
-    # An LLM call can take seconds: commit each brief on its own instead of holding a
-    # batch's transaction (and its other jobs) open behind it.
+    # An LLM call can take many seconds: the outside phase runs it with no transaction
+    # open, and one job per batch keeps the other jobs from waiting behind it.
     batch_size=1,
 )
 """What ``dragonfly worker case_copilot`` runs."""

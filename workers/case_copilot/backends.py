@@ -29,6 +29,7 @@ from tenacity import (
 from workers.case_copilot.models import Brief, CaseContext, RecommendedAction, RiskFlag
 from workers.case_copilot.rules import VERSION as RULES_VERSION
 from workers.case_copilot.rules import rules_brief
+from workers.redact import scrub
 from workers.settings import Settings
 
 PROMPT_VERSION = "prompt-2026.11.1"
@@ -62,10 +63,13 @@ class BackendResult:
 
 
 class CopilotBackendError(Exception):
-    """The backend could not produce a brief; ``transient`` says whether to retry the job."""
+    """The backend could not produce a brief; ``transient`` says whether to retry the job.
+
+    The message is scrubbed: an LLM's error body may echo the Authorization header.
+    """
 
     def __init__(self, message: str, *, transient: bool) -> None:
-        super().__init__(message)
+        super().__init__(scrub(message))
         self.transient = transient
 
 

@@ -1,10 +1,14 @@
 """The case_copilot handler: read the case context, ask the backend, store the brief.
 
-Runs inside the job's transaction. One read (``dragonfly.case_copilot_context``),
-one backend call (rules: instant; LLM: one HTTP request, retried by the adapter on
-timeouts/429/5xx), one insert into ``public.case_copilot_outputs``. The insert is
-keyed on the job's idempotency key, so even a redelivery that slipped past the
-runtime's exactly-once record writes no second brief.
+Two phases. The outside phase (:func:`fetch`, run by the runtime before the job's
+transaction, no transaction open, nothing locked): one read
+(``dragonfly.case_copilot_context``) and the backend call (rules: instant; LLM: one
+HTTP request, retried by the adapter on timeouts/429/5xx), which may take many seconds
+without holding anything an operator's RPC on the case would wait for. Then
+:func:`handle`, inside the job's transaction: one insert into
+``public.case_copilot_outputs``. The insert is keyed on the job's idempotency key, so
+even a redelivery that slipped past the runtime's exactly-once record writes no second
+brief.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from workers.case_copilot.backends import (
     RulesBackend,
 )
 from workers.case_copilot.models import CaseContext, CopilotPayload
-from workers.runtime import JobContext, PermanentError, TransientError
+from workers.runtime import FetchContext, JobContext, PermanentError, TransientError
 
 KIND = "case_copilot"
 ADAPTER = "copilot_backend"
@@ -67,21 +71,27 @@ def load_context(conn: psycopg.Connection[Any], case_id: UUID) -> CaseContext:
         raise PermanentError(f"case context invalid at {where}: {err['msg']}") from None
 
 
-def run(
-    conn: psycopg.Connection[Any],
-    payload: CopilotPayload,
-    *,
-    idempotency_key: str,
-    backend: CopilotBackend,
-) -> CopilotOutcome:
-    """Write one brief for the case, inside the caller's transaction."""
+def ask(
+    conn: psycopg.Connection[Any], payload: CopilotPayload, *, backend: CopilotBackend
+) -> BackendResult:
+    """Read the case's context and ask the backend for a brief (the outside phase)."""
     ctx = load_context(conn, payload.case_id)
     try:
-        result = backend.brief(ctx)
+        return backend.brief(ctx)
     except CopilotBackendError as exc:
         if exc.transient:
             raise TransientError(f"copilot backend {backend.name}: {exc}") from exc
         raise PermanentError(f"copilot backend {backend.name}: {exc}") from exc
+
+
+def store(
+    conn: psycopg.Connection[Any],
+    payload: CopilotPayload,
+    result: BackendResult,
+    *,
+    idempotency_key: str,
+) -> CopilotOutcome:
+    """Write the brief, inside the caller's transaction."""
     output_id = _call(
         conn,
         _INSERT,
@@ -99,10 +109,16 @@ def run(
     return CopilotOutcome(payload.case_id, output_id, result)
 
 
-def handle(ctx: JobContext, payload: CopilotPayload) -> None:
-    """The runtime's entry point for ``case_copilot`` jobs."""
+def fetch(ctx: FetchContext, payload: CopilotPayload) -> BackendResult:
+    """The runtime's outside phase for ``case_copilot`` jobs: the backend's brief."""
     backend: CopilotBackend = ctx.adapters.get(ADAPTER) or RulesBackend()
-    outcome = run(ctx.conn, payload, idempotency_key=ctx.envelope.idempotency_key, backend=backend)
+    return ask(ctx.conn, payload, backend=backend)
+
+
+def handle(ctx: JobContext, payload: CopilotPayload) -> None:
+    """The runtime's entry point for ``case_copilot`` jobs: store what ``fetch`` brought."""
+    result: BackendResult = ctx.fetched
+    outcome = store(ctx.conn, payload, result, idempotency_key=ctx.envelope.idempotency_key)
     ctx.log.info(
         "copilot_brief_written",
         case_id=str(outcome.case_id),

@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from workers.redact import mask_password
 from workers.settings import Settings, env_name, load_settings
 
 
@@ -31,9 +32,17 @@ def _display(value: Any) -> str:
     return str(value)
 
 
+def _shown(settings: Settings, name: str) -> str:
+    value = getattr(settings, name)
+    # The database URL is shown (where the fleet points) but never with its password.
+    if name == "database_url" and value:
+        return mask_password(value)
+    return _display(value)
+
+
 def cmd_show(args: argparse.Namespace) -> int:
     settings = load_settings()
-    values = {env_name(name): _display(getattr(settings, name)) for name in Settings.model_fields}
+    values = {env_name(name): _shown(settings, name) for name in Settings.model_fields}
     if args.json:
         print(json.dumps(values, indent=2, sort_keys=True))
         return 0
@@ -43,10 +52,13 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def settings_table() -> str:
-    """Every setting as a Markdown table row: variable, default, meaning."""
+def settings_table(prefixes: tuple[str, ...] = ()) -> str:
+    """Every setting (or those whose field name starts with one of ``prefixes``) as a
+    Markdown table row: variable, default, meaning."""
     lines = ["| variable | default | meaning |", "| --- | --- | --- |"]
     for name, field in Settings.model_fields.items():
+        if prefixes and not name.startswith(prefixes):
+            continue
         default = field.get_default(call_default_factory=True)
         shown = _display(default)
         lines.append(

@@ -295,12 +295,14 @@ def cmd_up(args: argparse.Namespace) -> int:
             f"{exc}; stop it first, or restart it with --scale to run more processes"
         ) from None
     try:
-        return _run_fleet(args, settings, database_url(settings))
+        return _run_fleet(args, settings, database_url(settings), lock)
     finally:
         lock.release()
 
 
-def _run_fleet(args: argparse.Namespace, settings: Settings, url: str) -> int:
+def _run_fleet(
+    args: argparse.Namespace, settings: Settings, url: str, lock: fleet_lock.FleetLock
+) -> int:
     configure_logging(settings, process="up")
     log = get_logger("workers.fleet")
     try:
@@ -337,6 +339,9 @@ def _run_fleet(args: argparse.Namespace, settings: Settings, url: str) -> int:
         specs,
         stop_timeout=settings.fleet_stop_timeout,
         max_backoff=settings.fleet_restart_max_backoff,
+        # The children hold the lock too: a fleet whose supervisor was killed still
+        # counts while its processes drain.
+        pass_fds=(lock.fd,),
     )
     _install_stop_handlers(supervisor.request_stop, supervisor.request_stop)
     log.info(

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
 
 import psycopg
 
 from workers.db.embedded import EmbeddedServerError, embedded_url
+from workers.redact import mask_password
 from workers.settings import ConfigError, Settings
 
 
@@ -22,12 +22,8 @@ def database_url(settings: Settings) -> str:
 
 
 def redact(url: str) -> str:
-    """A URL fit for logs and error messages: the password is replaced."""
-    parts = urlsplit(url)
-    if not parts.password:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return parts._replace(netloc=netloc).geturl()
+    """A URL fit for logs, error messages and output: the password is replaced."""
+    return mask_password(url)
 
 
 def describe_target(url: str) -> str:

@@ -42,7 +42,7 @@ select id from public.enforcement_cases where judgment_id = %s and closed_at is 
 """
 OPEN_CASE = "select public.open_enforcement_case(%s)"
 QUEUE_JOB = "select public.queue_job(%s)"
-REQUEST_BRIEF = "select public.request_case_copilot(%s, %s)"
+REQUEST_BRIEF = "select public.request_case_copilot(%s::text, %s)"
 LARGEST_OPEN = """
 select id from public.enforcement_cases
  where id = any(%s) and closed_at is null

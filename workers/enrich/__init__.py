@@ -4,7 +4,7 @@
 - :mod:`workers.enrich.bundle` — the vendor bundle models;
 - :mod:`workers.enrich.vendor` — the HTTP vendor adapter;
 - :mod:`workers.enrich.scoring` — the collectability model and its weights;
-- :mod:`workers.enrich.handler` — the handler;
+- :mod:`workers.enrich.handler` — the handler, and its outside phase (the vendor pull);
 - :mod:`workers.enrich.batch` — the batch handler (many jobs in a few round trips).
 
 docs/scoring.md is the reference.
@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from workers.enrich.batch import handle_batch
-from workers.enrich.handler import handle
+from workers.enrich.handler import fetch, handle
 from workers.enrich.payload import EnrichPayload
 from workers.enrich.vendor import HttpEnrichmentVendor
 from workers.runtime import JobKind
@@ -43,6 +43,7 @@ JOB = JobKind(
     handle=handle,
     adapters=make_adapters,
     handle_batch=handle_batch,
+    fetch=fetch,
 )
 
 __all__ = ["JOB", "EnrichPayload", "make_adapters"]

@@ -15,7 +15,8 @@ makes per job:
 
 Left to the single path (not returned, so the runtime runs them through ``handle``, in
 their order, after this): jobs without a bundle when a vendor adapter is configured (the
-vendor call must not run while the batch holds its locks), every job of a case after the
+runtime does not offer those anyway: their bundle was pulled in the outside phase and
+reaches ``handle`` as ``ctx.fetched``), every job of a case after the
 first (one job per case per call keeps the merge order of the queue) or of a case whose
 earlier job is left, and jobs the database refused (an invalid bundle, an unknown case:
 ``handle`` fails them with the usual reason). The SQL side shares one implementation with

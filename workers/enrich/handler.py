@@ -13,8 +13,11 @@ tier of an open enforcement case changed:
    ``plan:<enforcement case>:<tier>:<this job's key>`` so a redelivered enrich job
    enqueues nothing new.
 
-Without a bundle in the payload the vendor adapter (if configured) is asked first;
-the context it needs is read without a lock, so no row is locked during the call.
+Without a bundle in the payload the vendor adapter (if configured) is asked first, in
+the job's outside phase (:func:`fetch`, run by the runtime before the job's transaction,
+with no transaction open): the context it needs is read without a lock, so no row is
+locked and no snapshot held during the call; the bundle reaches :func:`handle` as
+``ctx.fetched``.
 
 Most jobs of a busy queue do not come here one at a time: :mod:`workers.enrich.batch`
 runs a batch's jobs together through the batch forms of the same two functions, and
@@ -32,10 +35,11 @@ import psycopg
 from psycopg.types.json import Jsonb
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from workers.enrich.bundle import EnrichmentBundle
 from workers.enrich.payload import EnrichPayload
 from workers.enrich.scoring import ScoreBreakdown, ScoringInputs, score, summarize
 from workers.enrich.vendor import EnrichmentVendor, VendorRequest
-from workers.runtime import JobContext, PermanentError
+from workers.runtime import FetchContext, JobContext, PermanentError
 
 KIND = "enrich"
 ACTOR = "dragonfly:enrich"
@@ -77,7 +81,6 @@ class EnrichResult:
 _PREPARE = "select enrichment.prepare_scoring(%s, %s, %s)"
 _RECORD = "select enrichment.record_case_scores(%s, %s, %s, %s, %s, %s, %s, %s)"
 _QUEUE_JOB = "select public.queue_job(%s)"
-_DEFER_NOTIFY = "select dragonfly.defer_queue_notify()"
 
 
 def plan_key(enforcement_case_id: UUID, tier: str, idempotency_key: str) -> str:
@@ -143,11 +146,10 @@ def _call(conn: psycopg.Connection[Any], query: str, params: tuple[Any, ...]) ->
 
 
 def enqueue_plans(conn: psycopg.Connection[Any], jobs: list[dict[str, Any]]) -> list[int]:
-    """queue_job the plan jobs, with PGMQ's notify lock deferred to commit (see the
-    migration of dragonfly.defer_queue_notify): the batch's transaction may run on for a
-    while. All the statements go in one pipelined round trip; returns the message ids."""
+    """queue_job the plan jobs (the runtime has deferred PGMQ's notify lock to commit for
+    the whole batch). All the statements go in one pipelined round trip; returns the
+    message ids."""
     with conn.pipeline():
-        conn.execute(_DEFER_NOTIFY)
         cursors = [conn.execute(_QUEUE_JOB, (Jsonb(job),)) for job in jobs]
     ids = []
     for cur in cursors:
@@ -157,30 +159,40 @@ def enqueue_plans(conn: psycopg.Connection[Any], jobs: list[dict[str, Any]]) -> 
     return ids
 
 
+def pull_bundle(
+    conn: psycopg.Connection[Any],
+    payload: EnrichPayload,
+    *,
+    idempotency_key: str,
+    vendor: EnrichmentVendor,
+) -> EnrichmentBundle:
+    """Ask the vendor for the case's bundle. The case is read without a lock, on a
+    connection the caller keeps out of any transaction (the outside phase)."""
+    context = CaseContext.model_validate(
+        _call(conn, _PREPARE, (payload.case_id, None, False))["case"]
+    )
+    return vendor.fetch_bundle(
+        VendorRequest(
+            case_id=context.case_id,
+            case_number=context.case_number,
+            debtor_name=context.debtor_name,
+            state=context.state,
+            county=context.county,
+        ),
+        idempotency_key=idempotency_key,
+    )
+
+
 def run(
     conn: psycopg.Connection[Any],
     payload: EnrichPayload,
     *,
     idempotency_key: str,
-    vendor: EnrichmentVendor | None,
+    bundle: EnrichmentBundle | None = None,
 ) -> EnrichResult:
-    """Enrich one case inside the caller's transaction."""
-    bundle = payload.bundle
-    if bundle is None and vendor is not None:
-        context = CaseContext.model_validate(
-            _call(conn, _PREPARE, (payload.case_id, None, False))["case"]
-        )
-        bundle = vendor.fetch_bundle(
-            VendorRequest(
-                case_id=context.case_id,
-                case_number=context.case_number,
-                debtor_name=context.debtor_name,
-                state=context.state,
-                county=context.county,
-            ),
-            idempotency_key=idempotency_key,
-        )
-
+    """Enrich one case inside the caller's transaction, with the payload's bundle or
+    ``bundle`` (what the vendor sent in the outside phase)."""
+    bundle = payload.bundle or bundle
     prepared = _call(
         conn,
         _PREPARE,
@@ -216,10 +228,22 @@ def run(
     )
 
 
+def fetch(ctx: FetchContext, payload: EnrichPayload) -> EnrichmentBundle | None:
+    """The outside phase of ``enrich`` jobs: the vendor pull, when the payload has no
+    bundle and a vendor is configured (else nothing: None)."""
+    vendor: EnrichmentVendor | None = ctx.adapters.get("enrich_vendor")
+    if payload.bundle is not None or vendor is None:
+        return None
+    return pull_bundle(
+        ctx.conn, payload, idempotency_key=ctx.envelope.idempotency_key, vendor=vendor
+    )
+
+
 def handle(ctx: JobContext, payload: EnrichPayload) -> None:
     """The runtime's entry point for ``enrich`` jobs."""
-    vendor: EnrichmentVendor | None = ctx.adapters.get("enrich_vendor")
-    result = run(ctx.conn, payload, idempotency_key=ctx.envelope.idempotency_key, vendor=vendor)
+    result = run(
+        ctx.conn, payload, idempotency_key=ctx.envelope.idempotency_key, bundle=ctx.fetched
+    )
     ctx.log.info(
         "case_enriched",
         **enriched_fields(

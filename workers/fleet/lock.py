@@ -1,9 +1,11 @@
 """One ``dragonfly up`` per home and database: a lock file held for the fleet's life.
 
 The lock is an ``flock`` on a file under ``DRAGONFLY_HOME``, taken without waiting
-when the fleet starts and held until it exits; the kernel drops it when the
-process dies however it dies, so a crashed fleet never leaves a stale lock (the
-file stays, the lock does not). The file holds the owner's pid for the message.
+when the fleet starts and held until it exits: by ``up`` and, through the
+inherited descriptor, by every child it starts, so a fleet whose supervisor was
+killed counts until its last process has stopped. The kernel drops the lock when
+the last holder dies however it dies, so a crashed fleet never leaves a stale
+lock (the file stays, the lock does not). The file holds ``up``'s pid.
 
 Which fleets are "the same":
 - embedded default (no ``DATABASE_URL``): one fleet per home, ``fleet.lock``;
@@ -35,10 +37,25 @@ class FleetRunning(Exception):
     """Another fleet holds the lock."""
 
     def __init__(self, path: Path, pid: int | None) -> None:
-        owner = f"pid {pid}" if pid else "another process"
+        if not pid:
+            owner = "another process"
+        elif _alive(pid):
+            owner = f"pid {pid}"
+        else:  # the supervisor died; the children it started hold the lock until they exit
+            owner = f"the processes of pid {pid}, which are still stopping"
         super().__init__(f"a fleet is already running in this home ({owner}, lock {path})")
         self.path = path
         self.pid = pid
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def lock_path(settings: Settings, database_url: str | None = None) -> Path:

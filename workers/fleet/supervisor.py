@@ -78,8 +78,10 @@ class Supervisor:
         max_backoff: float = 30.0,
         stable_after: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
+        pass_fds: Sequence[int] = (),
     ) -> None:
         self.children = [Child(spec) for spec in specs]
+        self._pass_fds = tuple(pass_fds)
         self._base_env = dict(os.environ if base_env is None else base_env)
         self.stop_timeout = stop_timeout
         self.min_backoff = min_backoff
@@ -98,6 +100,7 @@ class Supervisor:
             env=env,
             process_group=0,
             preexec_fn=_die_with_parent,
+            pass_fds=self._pass_fds,
         )
         child.started_at = self._clock()
         child.restart_at = None

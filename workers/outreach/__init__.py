@@ -5,7 +5,7 @@
 - :mod:`workers.outreach.quiet_hours` — quiet hours in the plaintiff's zone;
 - :mod:`workers.outreach.message` — the email;
 - :mod:`workers.outreach.mailer` — the SMTP adapter;
-- :mod:`workers.outreach.handler` — the handler.
+- :mod:`workers.outreach.handler` — the outside phase (the email) and the handler.
 
 docs/outreach.md is the reference.
 """
@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from workers.outreach.handler import OutreachConfig, handle
+from workers.outreach.handler import OutreachConfig, fetch, handle
 from workers.outreach.mailer import SmtpMailer
 from workers.outreach.payload import OutreachPayload
 from workers.outreach.quiet_hours import QuietHours
@@ -44,13 +44,14 @@ def make_adapters(settings: Settings) -> Mapping[str, Any]:
     return {"mailer": mailer, "outreach_config": config}
 
 
-# One job per transaction: the email goes out as the handler's last act and the commit
-# follows at once, which keeps the send-then-commit window as small as it can be
-# (docs/outreach.md, "Exactly one email").
+# The email goes out in the outside phase (fetch), after its intent committed; handle
+# records the attempt in the job's transaction (docs/outreach.md, "At most one email").
+# One job per batch: the record of a sent email should not wait behind other sends.
 JOB = JobKind(
     kind="outreach",
     payload=OutreachPayload,
     handle=handle,
+    fetch=fetch,
     adapters=make_adapters,
     batch_size=1,
 )

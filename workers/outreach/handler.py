@@ -1,6 +1,6 @@
 """The outreach handler: contact a plaintiff once, by the right channel, at a decent hour.
 
-Runs inside the job's transaction. Steps (docs/outreach.md):
+Two phases (docs/outreach.md). The decision is the same in both:
 
 1. ``begin_outreach`` locks the plaintiff and says whether this job already left an
    attempt (redelivery: do nothing) or the outreach already reached the plaintiff
@@ -11,17 +11,25 @@ Runs inside the job's transaction. Steps (docs/outreach.md):
    is enqueued through ``queue_job`` with a delay until the window opens, and the
    attempt is recorded as ``deferred``;
 4. a call: the task in ``plaintiff_tasks`` is created with the attempt row;
-5. an email: the attempt row (``sent``) is written *first*, then the message is
-   handed to SMTP as the handler's last act; if SMTP fails the row rolls back with
-   the job.
+5. an email: sent in the outside phase, recorded in the transaction.
+
+:func:`fetch`, the outside phase (no transaction open, each statement commits at once):
+when the decision is an email, commit its intent with the stable Message-ID
+(``begin_outreach_email``), hand the message to SMTP, mark the intent sent
+(``settle_outreach_email``). An intent already there from an earlier attempt of this
+job means that attempt died after (perhaps) sending: nothing is sent, the outcome is
+``unknown``. :func:`handle`, in the job's transaction, decides again under the
+plaintiff's lock and records the attempt: the email as the outside phase left it, or
+whatever else the decision is. It never sends.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from email.message import EmailMessage
 from typing import Any, Literal
 from uuid import UUID
 
@@ -30,18 +38,20 @@ from psycopg.types.json import Jsonb
 from pydantic import BaseModel, ConfigDict
 
 from workers.outreach.channel import choose_channel
-from workers.outreach.mailer import Mailer
+from workers.outreach.mailer import Mailer, MailRejected, MailTemporarilyFailed
 from workers.outreach.message import render_email
 from workers.outreach.payload import OutreachPayload
 from workers.outreach.quiet_hours import QuietHours, zone_of
-from workers.runtime import JobContext, PermanentError
+from workers.runtime import FetchContext, JobContext, PermanentError, TransientError
 
 KIND = "outreach"
 ACTOR = "dragonfly:outreach"
 MAX_KEY = 255
 MAX_DELAY_SECONDS = 86_400
 
-Outcome = Literal["sent", "task_created", "suppressed", "no_channel", "deferred", "duplicate"]
+Outcome = Literal[
+    "sent", "unknown", "task_created", "suppressed", "no_channel", "deferred", "duplicate"
+]
 
 
 class Plaintiff(BaseModel):
@@ -93,6 +103,32 @@ select public.record_outreach_attempt(
 )
 """
 _QUEUE_JOB = "select public.queue_job(%s)"
+_BEGIN_EMAIL = "select public.begin_outreach_email(%s, %s, %s, %s, %s, %s)"
+_SETTLE_EMAIL = "select public.settle_outreach_email(%s, %s)"
+
+
+@dataclass(frozen=True)
+class Emailed:
+    """What the outside phase did about this job's email (``ctx.fetched``)."""
+
+    outcome: Literal["sent", "unknown", "duplicate"]
+    detail: str
+    email_to: str
+    message_id: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What an outreach job is to do, decided from ``begin_outreach``'s answer."""
+
+    outcome: Outcome | None
+    """None when this job had already recorded its attempt (a redelivery)."""
+    detail: str
+    fields: dict[str, Any] = field(default_factory=dict)
+    """What record_outreach_attempt is told besides outcome and detail."""
+    continuation: dict[str, Any] | None = None
+    """The queue_job envelope of a deferral's continuation job."""
+    email: EmailMessage | None = None
 
 
 def continuation_key(idempotency_key: str, not_before: datetime) -> str:
@@ -111,58 +147,34 @@ def _call(conn: psycopg.Connection[Any], query: str, params: Any) -> Any:
     return row[0] if row else None
 
 
-def run(
-    conn: psycopg.Connection[Any],
+def decide(
+    state: dict[str, Any],
     payload: OutreachPayload,
     *,
     idempotency_key: str,
-    mailer: Mailer | None,
+    email_enabled: bool,
     config: OutreachConfig,
     now: datetime,
-) -> OutreachResult:
-    """Carry out one outreach inside the caller's transaction."""
+) -> Decision:
+    """The outreach's next step from ``begin_outreach``'s answer (pure)."""
     outreach_key = payload.outreach_key or idempotency_key
-    state = _call(conn, _BEGIN, (payload.plaintiff_id, idempotency_key, outreach_key))
     if state["this_attempt"] is not None:
-        return OutreachResult(None, "this job already recorded its attempt")
-
-    plaintiff = Plaintiff.model_validate(state["plaintiff"])
-    base: dict[str, Any] = {
-        "idempotency_key": idempotency_key,
-        "outreach_key": outreach_key,
-        "plaintiff_id": plaintiff.id,
-        "reason": payload.reason,
-        "campaign": payload.campaign,
-        "channel": None,
-        "detail": None,
-        "email_to": None,
-        "message_id": None,
-        "task_due_at": None,
-        "not_before": None,
-        "next_idempotency_key": None,
-        "actor": ACTOR,
-    }
-
-    def record(outcome: Outcome, detail: str, **fields: Any) -> None:
-        _call(conn, _RECORD, {**base, "outcome": outcome, "detail": detail, **fields})
-
+        return Decision(None, "this job already recorded its attempt")
     delivered = state["delivered"]
     if delivered is not None:
-        detail = f"outreach already done by job {delivered['idempotency_key']}"
-        record("duplicate", detail)
-        return OutreachResult("duplicate", detail)
+        return Decision("duplicate", f"outreach already done by job {delivered['idempotency_key']}")
 
+    plaintiff = Plaintiff.model_validate(state["plaintiff"])
     decision = choose_channel(
         status=plaintiff.status,
         has_email=bool(plaintiff.email),
         has_phone=bool(plaintiff.phone),
-        email_enabled=mailer is not None,
+        email_enabled=email_enabled,
         requested=payload.channel,
     )
     if decision.outcome in ("suppressed", "no_channel"):
         outcome: Outcome = "suppressed" if decision.outcome == "suppressed" else "no_channel"
-        record(outcome, decision.rule)
-        return OutreachResult(outcome, decision.rule)
+        return Decision(outcome, decision.rule)
 
     zone, zone_valid = zone_of(plaintiff.timezone)
     opens = config.quiet_hours.opens_at(now, zone)
@@ -170,33 +182,25 @@ def run(
         delay = min(MAX_DELAY_SECONDS, max(1, math.ceil((opens - now).total_seconds()) + 1))
         next_key = continuation_key(idempotency_key, opens)
         continuation = payload.model_copy(update={"outreach_key": outreach_key})
-        _call(
-            conn,
-            _QUEUE_JOB,
-            (
-                Jsonb(
-                    {
-                        "kind": KIND,
-                        "idempotency_key": next_key,
-                        "payload": continuation.model_dump(mode="json", exclude_none=True),
-                        "delay_seconds": delay,
-                        "requested_by": ACTOR,
-                    }
-                ),
-            ),
-        )
         where = str(zone) if zone_valid else f"{zone} (unknown zone {plaintiff.timezone!r})"
-        detail = f"quiet hours in {where}; {decision.outcome} deferred"
-        record("deferred", detail, not_before=opens, next_idempotency_key=next_key)
-        return OutreachResult("deferred", detail, None, next_key, opens)
+        return Decision(
+            "deferred",
+            f"quiet hours in {where}; {decision.outcome} deferred",
+            {"not_before": opens, "next_idempotency_key": next_key},
+            continuation={
+                "kind": KIND,
+                "idempotency_key": next_key,
+                "payload": continuation.model_dump(mode="json", exclude_none=True),
+                "delay_seconds": delay,
+                "requested_by": ACTOR,
+            },
+        )
 
     if decision.outcome == "call":
-        record("task_created", decision.rule, channel="call", task_due_at=now)
-        return OutreachResult("task_created", decision.rule, "call")
+        return Decision("task_created", decision.rule, {"channel": "call", "task_due_at": now})
 
-    # Email: the attempt row first, then SMTP as the very last step (docs/outreach.md).
-    if mailer is None or not plaintiff.email:  # pragma: no cover - the rule table ensures both
-        raise PermanentError("email chosen without a mailer or an address")
+    if not plaintiff.email:  # pragma: no cover - the rule table ensures it
+        raise PermanentError("email chosen without an address")
     message = render_email(
         to_name=plaintiff.name,
         to_address=plaintiff.email,
@@ -205,30 +209,183 @@ def run(
         campaign=payload.campaign,
         outreach_key=outreach_key,
     )
-    record(
-        "sent",
-        decision.rule,
-        channel="email",
-        email_to=plaintiff.email,
-        message_id=message["Message-ID"],
+    fields = {"channel": "email", "email_to": plaintiff.email, "message_id": message["Message-ID"]}
+    return Decision("sent", decision.rule, fields, email=message)
+
+
+def begin(
+    conn: psycopg.Connection[Any],
+    payload: OutreachPayload,
+    *,
+    idempotency_key: str,
+    email_enabled: bool,
+    config: OutreachConfig,
+    now: datetime,
+) -> Decision:
+    """``begin_outreach`` (locks the plaintiff until the caller's transaction ends; in
+    autocommit, for that statement only), then :func:`decide`."""
+    outreach_key = payload.outreach_key or idempotency_key
+    state = _call(conn, _BEGIN, (payload.plaintiff_id, idempotency_key, outreach_key))
+    return decide(
+        state,
+        payload,
+        idempotency_key=idempotency_key,
+        email_enabled=email_enabled,
+        config=config,
+        now=now,
     )
-    mailer.send(message)
-    return OutreachResult("sent", decision.rule, "email")
 
 
-def handle(ctx: JobContext, payload: OutreachPayload) -> None:
-    """The runtime's entry point for ``outreach`` jobs."""
-    mailer: Mailer | None = ctx.adapters.get("mailer")
-    config: OutreachConfig = ctx.adapters["outreach_config"]
-    result = run(
+def send_email(
+    conn: psycopg.Connection[Any],
+    payload: OutreachPayload,
+    *,
+    idempotency_key: str,
+    mailer: Mailer | None,
+    config: OutreachConfig,
+    now: datetime,
+) -> Emailed | None:
+    """The outside phase: send the email this job decides on, at most once; None when the
+    decision is not an email (the transaction then records it)."""
+    outreach_key = payload.outreach_key or idempotency_key
+    decision = begin(
+        conn,
+        payload,
+        idempotency_key=idempotency_key,
+        email_enabled=mailer is not None,
+        config=config,
+        now=now,
+    )
+    if decision.email is None or mailer is None:
+        return None
+    to, message_id = decision.fields["email_to"], decision.fields["message_id"]
+    intent = _call(
+        conn,
+        _BEGIN_EMAIL,
+        (idempotency_key, outreach_key, payload.plaintiff_id, to, message_id, ACTOR),
+    )
+    if intent["state"] == "blocked":
+        return None  # the status changed meanwhile: the transaction decides again
+    if intent["state"] == "other":
+        return Emailed(
+            "duplicate",
+            f"outreach already emailed by job {intent['idempotency_key']}",
+            to,
+            message_id,
+        )
+    if intent["state"] in ("sent", "sending"):
+        # An earlier attempt's email: what it sent (or may have) is what is recorded.
+        to, message_id = intent["email_to"], intent["message_id"]
+        if intent["state"] == "sent":
+            return Emailed("sent", decision.detail, to, message_id)
+        return Emailed(
+            "unknown",
+            f"an earlier attempt may have sent {message_id}: it ended between the SMTP send"
+            " and its record; check the mail server's log (docs/runbooks/outreach-unknown.md)",
+            to,
+            message_id,
+        )
+    try:
+        mailer.send(decision.email)
+    except (MailRejected, MailTemporarilyFailed) as exc:
+        if not exc.maybe_sent:
+            _call(conn, _SETTLE_EMAIL, (idempotency_key, False))  # nothing left: may retry
+        raise
+    _call(conn, _SETTLE_EMAIL, (idempotency_key, True))
+    return Emailed("sent", decision.detail, to, message_id)
+
+
+def record(
+    conn: psycopg.Connection[Any],
+    payload: OutreachPayload,
+    *,
+    idempotency_key: str,
+    emailed: Emailed | None,
+    email_enabled: bool,
+    config: OutreachConfig,
+    now: datetime,
+) -> OutreachResult:
+    """Decide again under the plaintiff's lock and record the attempt, inside the caller's
+    transaction: the email as the outside phase left it (``emailed``), or the decision."""
+    outreach_key = payload.outreach_key or idempotency_key
+    decision = begin(
+        conn,
+        payload,
+        idempotency_key=idempotency_key,
+        email_enabled=email_enabled,
+        config=config,
+        now=now,
+    )
+    if decision.outcome is None:
+        return OutreachResult(None, decision.detail)
+    if emailed is not None and decision.outcome != "duplicate":
+        fields = {
+            "channel": "email",
+            "email_to": emailed.email_to,
+            "message_id": emailed.message_id,
+        }
+        if emailed.outcome == "duplicate":
+            fields = {}
+        decision = Decision(emailed.outcome, emailed.detail, fields)
+    elif decision.email is not None:
+        # Decided differently without the lock (the plaintiff changed in between): the
+        # email must go out from the outside phase, so the next attempt sends it.
+        raise TransientError("the outreach became an email while it was recorded; retried")
+    if decision.continuation is not None:
+        _call(conn, _QUEUE_JOB, (Jsonb(decision.continuation),))
+    base: dict[str, Any] = {
+        "idempotency_key": idempotency_key,
+        "outreach_key": outreach_key,
+        "plaintiff_id": payload.plaintiff_id,
+        "reason": payload.reason,
+        "campaign": payload.campaign,
+        "channel": None,
+        "email_to": None,
+        "message_id": None,
+        "task_due_at": None,
+        "not_before": None,
+        "next_idempotency_key": None,
+        "actor": ACTOR,
+    }
+    _call(
+        conn,
+        _RECORD,
+        {**base, **decision.fields, "outcome": decision.outcome, "detail": decision.detail},
+    )
+    return OutreachResult(
+        decision.outcome,
+        decision.detail,
+        decision.fields.get("channel"),
+        decision.fields.get("next_idempotency_key"),
+        decision.fields.get("not_before"),
+    )
+
+
+def fetch(ctx: FetchContext, payload: OutreachPayload) -> Emailed | None:
+    """The runtime's outside phase for ``outreach`` jobs: the email, if it is one."""
+    return send_email(
         ctx.conn,
         payload,
         idempotency_key=ctx.envelope.idempotency_key,
-        mailer=mailer,
-        config=config,
+        mailer=ctx.adapters.get("mailer"),
+        config=ctx.adapters["outreach_config"],
         now=datetime.now(UTC),
     )
-    ctx.log.info(
+
+
+def handle(ctx: JobContext, payload: OutreachPayload) -> None:
+    """The runtime's entry point for ``outreach`` jobs: record the attempt."""
+    result = record(
+        ctx.conn,
+        payload,
+        idempotency_key=ctx.envelope.idempotency_key,
+        emailed=ctx.fetched,
+        email_enabled=ctx.adapters.get("mailer") is not None,
+        config=ctx.adapters["outreach_config"],
+        now=datetime.now(UTC),
+    )
+    log = ctx.log.warning if result.outcome == "unknown" else ctx.log.info
+    log(
         "outreach_done" if result.outcome is not None else "outreach_already_recorded",
         plaintiff_id=str(payload.plaintiff_id),
         outcome=result.outcome,

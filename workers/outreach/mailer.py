@@ -7,6 +7,12 @@ replies, timeouts and dropped connections are transient; 5xx replies (refused
 sender or recipient, failed authentication, rejected content) are permanent.
 Outreach messages have exactly one recipient, so a refused recipient means the
 whole message was refused.
+
+Each error says whether the message may have reached the server anyway
+(``maybe_sent``): a reply code or a failed connection means it did not; a
+conversation that broke off (timeout, dropped connection) after the message was
+being handed over may have. Outreach records the email's intent before sending
+and, unless ``maybe_sent``, withdraws it on failure (docs/outreach.md).
 """
 
 from __future__ import annotations
@@ -22,9 +28,15 @@ from workers.runtime import PermanentError, TransientError
 class MailTemporarilyFailed(TransientError):
     """The server could not take the message now (4xx, timeout, connection lost)."""
 
+    def __init__(self, message: str, *, maybe_sent: bool = False) -> None:
+        super().__init__(message)
+        self.maybe_sent = maybe_sent
+
 
 class MailRejected(PermanentError):
     """The server refused the message for good (5xx)."""
+
+    maybe_sent = False
 
 
 class Mailer(Protocol):
@@ -60,6 +72,7 @@ class SmtpMailer:
             raise MailTemporarilyFailed(
                 f"cannot connect to SMTP {self.host}:{self.port}: {exc}"
             ) from exc
+        handing_over = False
         try:
             try:
                 smtp.ehlo()
@@ -68,6 +81,7 @@ class SmtpMailer:
                     smtp.ehlo()
                 if self.username:
                     smtp.login(self.username, self.password or "")
+                handing_over = True
                 smtp.send_message(message)
             except smtplib.SMTPResponseException as exc:
                 raise _classify(exc.smtp_code, exc.smtp_error) from exc
@@ -75,7 +89,11 @@ class SmtpMailer:
                 codes = [code for code, _ in exc.recipients.values()]
                 raise _classify(min(codes, default=550), str(exc.recipients)) from exc
             except (OSError, smtplib.SMTPException) as exc:
-                raise MailTemporarilyFailed(f"SMTP conversation failed: {exc}") from exc
+                # No reply to go by: once the message was being handed over, the server
+                # may have taken it before the conversation broke off.
+                raise MailTemporarilyFailed(
+                    f"SMTP conversation failed: {exc}", maybe_sent=handing_over
+                ) from exc
         finally:
             try:
                 smtp.quit()

@@ -7,7 +7,7 @@ retries transient failures with backoff and dead-letters the rest. See
 docs/worker-runtime.md.
 """
 
-from workers.runtime.context import BatchContext, JobContext
+from workers.runtime.context import BatchContext, FetchContext, JobContext
 from workers.runtime.envelope import Envelope
 from workers.runtime.errors import PermanentError, TransientError
 from workers.runtime.handlers import BatchItem, JobKind
@@ -16,6 +16,7 @@ __all__ = [
     "BatchContext",
     "BatchItem",
     "Envelope",
+    "FetchContext",
     "JobContext",
     "JobKind",
     "PermanentError",

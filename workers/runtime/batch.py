@@ -4,6 +4,8 @@ The batch's jobs share one transaction (one commit, one fsync) and each job has
 a savepoint, so a failing job rolls back only its own effects::
 
     read (autocommit: read_ct += 1 commits, so even a crash counts the attempt)
+    outside phase      kinds with a ``fetch``: hold_jobs (vt pushed past the phase),
+                       then each job's fetch, autocommit, no transaction open
     begin
       claim_jobs         lock the deliveries still ours; which are done already
       per job            savepoint (on first use of ctx.conn) -> handler ->
@@ -27,7 +29,7 @@ import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from time import perf_counter
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -35,7 +37,7 @@ from psycopg.pq import TransactionStatus
 from pydantic import BaseModel
 
 from workers.runtime import queries
-from workers.runtime.context import BatchContext, JobContext
+from workers.runtime.context import BatchContext, FetchContext, JobContext
 from workers.runtime.envelope import Delivery, Envelope, parse_envelope, parse_payload
 from workers.runtime.errors import (
     JobInterrupted,
@@ -50,6 +52,14 @@ from workers.runtime.retry import DeadLetter, RetryPolicy, decide
 from workers.runtime.watchdog import Interruption, Slot
 
 T = TypeVar("T")
+
+OutsideState = Literal["none", "fetched", "failed", "interrupted", "skipped"]
+"""A job's outside phase: not run (no fetch, or not runnable), done, raised,
+interrupted at shutdown, or not started (shutdown, batch window: released unrun)."""
+
+# How long past the job timeout the messages of an outside phase stay hidden, on top of the
+# visibility timeout: the runtime's own statements between the phase and the claim.
+_HOLD_MARGIN = 5.0
 
 
 class BatchBroken(Exception):
@@ -70,6 +80,11 @@ class Job:
     kind: str | None = None
     context: dict[str, Any] = field(default_factory=dict)
     """The job's stable log keys: queue, msg_id, kind, idempotency_key, attempt, case_id."""
+    outside: OutsideState = "none"
+    """How its outside phase (``JobKind.fetch``) went, when the kind has one."""
+    fetched: Any = None
+    fetch_error: BaseException | None = None
+    fetch_s: float = 0.0
     _bound: Any = None
 
     @property
@@ -156,6 +171,8 @@ class BatchRunner:
         jobs = [self._parse(d) for d in deliveries]
         slot.batch, slot.backend_pid = deliveries, conn.info.backend_pid
         try:
+            if self._job.fetch is not None:
+                self._outside(conn, slot, jobs)
             report = self._run(conn, slot, jobs)
         except KeyConflict as exc:
             released = queries.release(conn, cfg.queue, deliveries)
@@ -212,6 +229,92 @@ class BatchRunner:
             job.context["case_id"] = case_id
         return job
 
+    # -- the outside phase ------------------------------------------------------------
+
+    def _outside(self, conn: psycopg.Connection[Any], slot: Slot, jobs: list[Job]) -> None:
+        """Run the kind's ``fetch`` of each runnable job before the batch's transaction.
+
+        The connection is in autocommit: no transaction is open and nothing stays locked
+        while a job talks to the outside world. Until the claim locks them, only their
+        visibility timeout keeps the messages from another worker, so they are first held
+        for as long as this phase may take: the batch window (no fetch starts after it)
+        plus one job timeout (the watchdog's bound on the last one), plus the usual
+        visibility timeout and a margin. Outcomes are recorded in the transaction: a
+        fetch that raised fails its job there (retry or dead letter, fenced); jobs not
+        started (shutdown, window) are released unrun.
+        """
+        fetch = self._job.fetch
+        assert fetch is not None
+        cfg = self._cfg
+        todo = self._fetchable(jobs)
+        if not todo:
+            return
+        queries.hold(
+            conn,
+            cfg.queue,
+            [j.delivery for j in jobs],
+            cfg.batch_window + cfg.job_timeout + cfg.visibility_timeout + _HOLD_MARGIN,
+        )
+        window_end = perf_counter() + cfg.batch_window
+        for job in todo:
+            if self._stopping.is_set() or perf_counter() > window_end:
+                job.outside = "skipped"
+            else:
+                self._fetch_one(conn, slot, job, fetch)
+
+    def _fetch_one(
+        self,
+        conn: psycopg.Connection[Any],
+        slot: Slot,
+        job: Job,
+        fetch: Callable[[FetchContext, Any], Any],
+    ) -> None:
+        assert job.envelope is not None
+        payload = job.payload
+        ctx = FetchContext(
+            conn,
+            envelope=job.envelope,
+            queue=self._cfg.queue,
+            msg_id=job.delivery.msg_id,
+            attempt=job.delivery.attempt,
+            log=lambda: job.log,
+            adapters=self._adapters,
+            stop=self._stopping,
+        )
+        self._log.debug("job_fetch_started", **job.context)
+        result, error, interruption, job.fetch_s = self._guarded(
+            conn, slot, lambda: fetch(ctx, payload)
+        )
+        status = conn.pgconn.transaction_status
+        if status != TransactionStatus.IDLE:
+            if isinstance(error, psycopg.OperationalError):
+                raise error  # the connection was lost: the batch comes back when held ends
+            raise BatchBroken(
+                f"connection left {TransactionStatus(status).name} by the outside phase"
+            )
+        if interruption == "shutdown":
+            job.log.warning("job_interrupted", duration_ms=round(job.fetch_s * 1000))
+            job.outside = "interrupted"
+        elif interruption == "timeout":
+            job.outside = "failed"
+            job.fetch_error = self._timed_out(job.envelope.kind, "fetch", error)
+        elif error is not None:
+            job.outside, job.fetch_error = "failed", error
+        else:
+            job.outside, job.fetched = "fetched", result
+
+    def _fetchable(self, jobs: list[Job]) -> list[Job]:
+        """The jobs the transaction may run (as far as is known before the claim)."""
+        seen: set[str] = set()
+        todo = []
+        for job in jobs:
+            if job.malformed is not None or job.delivery.attempt > self._cfg.retry.max_attempts:
+                continue
+            if job.key not in seen:
+                seen.add(job.key)
+                todo.append(job)
+        return todo
+
     # -- the transaction ---------------------------------------------------------------
 
     def _run(self, conn: psycopg.Connection[Any], slot: Slot, jobs: list[Job]) -> BatchReport:
@@ -240,17 +343,27 @@ class BatchRunner:
                     report.released.append(job)
                 else:
                     keys_seen.add(job.key)
-                    runnable.append(job)
+                    if job.outside in ("interrupted", "skipped"):
+                        report.released.append(job)
+                    elif job.fetch_error is not None:
+                        self._failed(conn, job, job.fetch_error, job.fetch_s, report)
+                    else:
+                        runnable.append(job)
+            # A job whose fetch brought something back runs through handle, which gets it.
+            offered = [j for j in runnable if j.fetched is None]
             if (
                 self._job.handle_batch is not None
-                and len(runnable) >= 2
+                and len(offered) >= 2
                 and not self._stopping.is_set()
             ):
-                runnable = self._attempt_batch(conn, slot, runnable, report)
+                left = {id(j) for j in self._attempt_batch(conn, slot, offered, report)}
+                runnable = [j for j in runnable if j.fetched is not None or id(j) in left]
             for job in runnable:
-                if self._stopping.is_set() or perf_counter() > window_end:
+                if job.fetched is None and (self._stopping.is_set() or perf_counter() > window_end):
                     # Shutting down, or the batch ran long: hand the rest back now
-                    # rather than holding them (and the finished jobs) any longer.
+                    # rather than holding them (and the finished jobs) any longer. A job
+                    # whose outside phase brought something back is recorded whatever:
+                    # its call happened.
                     report.released.append(job)
                 else:
                     self._attempt(conn, slot, job, report)
@@ -353,6 +466,7 @@ class BatchRunner:
         d = job.delivery
         ctx = JobContext(
             conn,
+            fetched=job.fetched,
             envelope=job.envelope,
             queue=self._cfg.queue,
             msg_id=d.msg_id,
@@ -366,13 +480,9 @@ class BatchRunner:
         _, error, interruption, duration = self._guarded(
             conn, slot, lambda: self._job.handle(ctx, payload)
         )
+        duration += job.fetch_s
         if interruption == "timeout":
-            timeout_error = JobTimeout(
-                f"{job.envelope.kind} handler ran longer than its"
-                f" {self._cfg.job_timeout:g}s timeout"
-            )
-            timeout_error.__cause__ = error
-            error = timeout_error
+            error = self._timed_out(job.envelope.kind, "handler", error)
         self._settle_savepoint(conn, ctx.used_database, error)
         if interruption == "shutdown":
             job.log.warning("job_interrupted", duration_ms=round(duration * 1000))
@@ -381,6 +491,11 @@ class BatchRunner:
             report.done.append((job, duration))
         else:
             self._failed(conn, job, error, duration, report)
+
+    def _timed_out(self, kind: str, what: str, cause: BaseException | None) -> JobTimeout:
+        error = JobTimeout(f"{kind} {what} ran longer than its {self._cfg.job_timeout:g}s timeout")
+        error.__cause__ = cause
+        return error
 
     def _settle_savepoint(
         self, conn: psycopg.Connection[Any], used_database: bool, error: BaseException | None

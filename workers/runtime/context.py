@@ -12,7 +12,57 @@ from workers.runtime import queries
 from workers.runtime.envelope import Envelope
 
 
-class JobContext:
+class _Attempt:
+    """What both phases of one attempt of one job know (see JobContext, FetchContext)."""
+
+    __slots__ = ("_bind_log", "_log", "adapters", "attempt", "envelope", "msg_id", "queue", "stop")
+
+    def __init__(
+        self,
+        *,
+        envelope: Envelope,
+        queue: str,
+        msg_id: int,
+        attempt: int,
+        log: Callable[[], Any],
+        adapters: Mapping[str, Any],
+        stop: threading.Event,
+    ) -> None:
+        self.envelope = envelope
+        self.queue = queue
+        self.msg_id = msg_id
+        self.attempt = attempt
+        self._bind_log = log
+        self._log: Any = None
+        self.adapters = adapters
+        self.stop = stop
+
+    @property
+    def log(self) -> Any:
+        """The job's bound logger (bound on first use: most jobs never log themselves)."""
+        if self._log is None:
+            self._log = self._bind_log()
+        return self._log
+
+
+class FetchContext(_Attempt):
+    """The outside phase of one attempt (``JobKind.fetch``), before the job's transaction.
+
+    - ``conn``: the worker's connection in autocommit: every statement is its own
+      transaction, so nothing it reads stays locked during the outside call. Never
+      leave a transaction open on it;
+    - ``envelope``, ``queue``, ``msg_id``, ``attempt``, ``log``, ``adapters``,
+      ``stop``: as for :class:`JobContext`.
+    """
+
+    __slots__ = ("conn",)
+
+    def __init__(self, conn: psycopg.Connection[Any], **attempt: Any) -> None:
+        super().__init__(**attempt)
+        self.conn = conn
+
+
+class JobContext(_Attempt):
     """One attempt of one job.
 
     - ``conn``: the connection, inside the job's transaction. The first access
@@ -24,44 +74,20 @@ class JobContext:
     - ``log``: a structlog logger bound to queue, msg_id, kind, idempotency_key,
       attempt (and case_id when the payload has one);
     - ``adapters``: what the kind's ``adapters(settings)`` built for this process;
-    - ``stop``: set when the worker is shutting down (long handlers may check it).
+    - ``stop``: set when the worker is shutting down (long handlers may check it);
+    - ``fetched``: what the kind's ``fetch`` returned for this attempt (None for
+      kinds without an outside phase).
     """
 
-    __slots__ = (
-        "_bind_log",
-        "_conn",
-        "_log",
-        "_savepoint",
-        "adapters",
-        "attempt",
-        "envelope",
-        "msg_id",
-        "queue",
-        "stop",
-    )
+    __slots__ = ("_conn", "_savepoint", "fetched")
 
     def __init__(
-        self,
-        conn: psycopg.Connection[Any],
-        *,
-        envelope: Envelope,
-        queue: str,
-        msg_id: int,
-        attempt: int,
-        log: Callable[[], Any],
-        adapters: Mapping[str, Any],
-        stop: threading.Event,
+        self, conn: psycopg.Connection[Any], *, fetched: Any = None, **attempt: Any
     ) -> None:
+        super().__init__(**attempt)
         self._conn = conn
         self._savepoint = False
-        self.envelope = envelope
-        self.queue = queue
-        self.msg_id = msg_id
-        self.attempt = attempt
-        self._bind_log = log
-        self._log: Any = None
-        self.adapters = adapters
-        self.stop = stop
+        self.fetched = fetched
 
     @property
     def conn(self) -> psycopg.Connection[Any]:
@@ -69,13 +95,6 @@ class JobContext:
             self._conn.execute(queries.SAVEPOINT)
             self._savepoint = True
         return self._conn
-
-    @property
-    def log(self) -> Any:
-        """The job's bound logger (bound on first use: most jobs never log themselves)."""
-        if self._log is None:
-            self._log = self._bind_log()
-        return self._log
 
     @property
     def used_database(self) -> bool:

@@ -16,6 +16,8 @@ from typing import Literal
 import httpx
 import psycopg
 
+from workers.redact import scrub
+
 Failure = Literal["transient", "permanent", "timeout", "malformed", "unknown"]
 """How a job attempt failed.
 
@@ -31,14 +33,24 @@ Failure = Literal["transient", "permanent", "timeout", "malformed", "unknown"]
 
 
 class PermanentError(Exception):
-    """Retrying cannot help: dead-letter the job now with this message."""
+    """Retrying cannot help: dead-letter the job now with this message.
+
+    The message is scrubbed (:func:`workers.redact.scrub`): adapters build it from
+    what an outside service answered, which may echo a token or a URL.
+    """
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(scrub(message))
 
 
 class TransientError(Exception):
-    """The next attempt may succeed; ``retry_after`` (seconds) asks for a minimum delay."""
+    """The next attempt may succeed; ``retry_after`` (seconds) asks for a minimum delay.
+
+    The message is scrubbed, as :class:`PermanentError`'s is.
+    """
 
     def __init__(self, message: str = "", *, retry_after: float | None = None) -> None:
-        super().__init__(message)
+        super().__init__(scrub(message))
         self.retry_after = retry_after
 
 
@@ -110,9 +122,12 @@ def classify(exc: BaseException) -> Failure:
 
 
 def describe(exc: BaseException) -> str:
-    """One line for logs and the dead-letter store: type, SQLSTATE when any, message."""
+    """One line for logs and the dead-letter store: type, SQLSTATE when any, message.
+
+    Scrubbed: a library's exception (httpx's status error names the URL) may carry secrets.
+    """
     message = " ".join(str(exc).split())
     state = exc.sqlstate if isinstance(exc, psycopg.Error) else None
     name = type(exc).__name__
     prefix = f"{name} [{state}]" if state else name
-    return f"{prefix}: {message}" if message else prefix
+    return scrub(f"{prefix}: {message}") if message else prefix

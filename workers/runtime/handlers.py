@@ -27,7 +27,7 @@ from workers.runtime.envelope import Envelope
 from workers.settings import Settings
 
 if TYPE_CHECKING:
-    from workers.runtime.context import BatchContext, JobContext
+    from workers.runtime.context import BatchContext, FetchContext, JobContext
 
 P = TypeVar("P", bound=BaseModel)
 
@@ -66,6 +66,16 @@ class JobKind(Generic[P]):
       own reason). If it raises, everything it wrote is rolled back and every job
       runs through ``handle``. Called with two or more jobs, under one savepoint
       and the kind's timeout.
+    - ``fetch(ctx, payload)``: optional; the job's *outside phase*, for work that
+      talks to the outside world (vendor HTTP, SMTP, an LLM). The runtime runs it
+      before the job's transaction, with no transaction open and no row locked
+      (``ctx.conn`` is in autocommit: each statement commits at once), under the
+      kind's timeout, while the message is held hidden; what it returns reaches
+      ``handle`` as ``ctx.fetched``, which records the outcome inside the job's
+      transaction. It raises like ``handle`` does (the same classification,
+      retries and dead letters). Return None when there was nothing to fetch:
+      such jobs stay eligible for ``handle_batch``. docs/worker-runtime.md,
+      "The outside phase".
     """
 
     kind: str
@@ -75,6 +85,7 @@ class JobKind(Generic[P]):
     timeout: float | None = None
     batch_size: int | None = None
     handle_batch: Callable[[BatchContext, Sequence[BatchItem[P]]], Collection[int]] | None = None
+    fetch: Callable[[FetchContext, P], Any] | None = None
 
     def __post_init__(self) -> None:
         check_kind_name(self.kind)

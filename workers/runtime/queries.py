@@ -16,6 +16,7 @@ import psycopg
 from psycopg import sql
 
 from workers.job_kinds import check_kind_name
+from workers.redact import scrub
 from workers.runtime.envelope import Delivery
 
 Conn = psycopg.Connection[Any]
@@ -25,6 +26,7 @@ Conn = psycopg.Connection[Any]
 READ = "select msg_id, read_ct, message from public.pgmq_read(%(queue)s, %(vt)s, %(qty)s)"
 # Integer arrays go in binary (%b): dumping them is then about twice as cheap.
 CLAIM = "select msg_id, state from dragonfly.claim_jobs(%s, %b, %b)"
+HOLD = "select dragonfly.hold_jobs(%s, %b, %b, %s)"
 COMPLETE = "select dragonfly.complete_jobs(%s, %s, %b, %b, %b)"
 ACK = "select dragonfly.ack_jobs(%s, %b, %b)"
 RETRY = "select dragonfly.retry_job(%s, %s, %s, %s)"
@@ -61,6 +63,14 @@ def claim(conn: Conn, queue: str, deliveries: list[Delivery]) -> dict[int, str]:
         CLAIM, (queue, [d.msg_id for d in deliveries], [d.read_ct for d in deliveries])
     ).fetchall()
     return {int(r[0]): str(r[1]) for r in rows}
+
+
+def hold(conn: Conn, queue: str, deliveries: list[Delivery], seconds: float) -> int:
+    """Hide the deliveries still ours for ``seconds`` from now (fenced); how many."""
+    row = conn.execute(
+        HOLD, (queue, [d.msg_id for d in deliveries], [d.read_ct for d in deliveries], seconds)
+    ).fetchone()
+    return int(row[0]) if row else 0
 
 
 def complete(
@@ -109,9 +119,13 @@ def dead_letter(
     error: str,
     traceback: str | None,
 ) -> int:
-    """Move the message to dragonfly.dead_letters (fenced); returns the dead letter's id."""
+    """Move the message to dragonfly.dead_letters (fenced); returns the dead letter's id.
+
+    The error and traceback are scrubbed (:func:`workers.redact.scrub`) on the way in.
+    """
+    tb = scrub(traceback) if traceback is not None else None
     row = conn.execute(
-        DEAD_LETTER, (queue, delivery.msg_id, delivery.read_ct, reason, error, traceback)
+        DEAD_LETTER, (queue, delivery.msg_id, delivery.read_ct, reason, scrub(error), tb)
     ).fetchone()
     assert row is not None
     return int(row[0])

@@ -7,6 +7,7 @@ from typing import Any, Protocol
 import psycopg
 
 from workers.alerts.models import Delivery, SinkName
+from workers.redact import scrub
 
 
 class DeliveryError(Exception):
@@ -14,12 +15,14 @@ class DeliveryError(Exception):
 
     ``permanent``: retrying cannot help (a 4xx from Slack, a refused recipient); the
     delivery goes dead at once. ``retry_after``: the earliest sensible retry, in seconds.
+    The message is scrubbed (:func:`workers.redact.scrub`): it quotes what the service
+    answered, which may echo the webhook URL or a credential.
     """
 
     def __init__(
         self, message: str, *, permanent: bool = False, retry_after: float | None = None
     ) -> None:
-        super().__init__(message)
+        super().__init__(scrub(message))
         self.permanent = permanent
         self.retry_after = retry_after
 

@@ -1,0 +1,117 @@
+"""Calling the database the way the internet does: PostgREST's role switch, its claims, and
+its way of turning a JSON body into function arguments."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from tests.sql.enforcement_seed import act_as
+
+Conn = psycopg.Connection[Any]
+
+PUBLIC_ROLES = ("anon", "authenticated")
+ATTACKER_SUB = "0badc0de-0000-4000-8000-000000000666"
+OPERATOR_SUB = "0a0a0a0a-1111-4222-8333-444444444444"
+OPERATOR_EMAIL = "ops@example.test"
+UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def become(conn: Conn, role: str) -> None:
+    """Act as ``role`` with the claims PostgREST would set for it.
+
+    The anon key carries no ``sub``; a signed-in (authenticated) user and an operator carry
+    one, and an email.
+    """
+    if role == "anon":
+        conn.execute("set local role anon")
+        conn.execute(
+            "select set_config('request.jwt.claims', %s, true)",
+            (json.dumps({"role": "anon", "iss": "supabase"}),),
+        )
+    elif role == "authenticated":
+        act_as(conn, role, ATTACKER_SUB, "mallory@example.test")
+    elif role == "enforcement_operator":
+        act_as(conn, role, OPERATOR_SUB, OPERATOR_EMAIL)
+    else:
+        act_as(conn, role)
+
+
+def identity_of(role: str) -> str:
+    """What an audit field must record for a caller made by :func:`become`."""
+    return {
+        "anon": "anon",
+        "authenticated": "mallory@example.test",
+        "enforcement_operator": OPERATOR_EMAIL,
+    }[role]
+
+
+def postgrest_rpc(conn: Conn, name: str, body: dict[str, Any]) -> Any:
+    """``POST /rpc/<name>`` with ``body``, as PostgREST runs it: the body goes through
+    ``json_to_record`` with the parameters' types, so a value of the wrong type fails before
+    the function runs, exactly as it would over HTTP."""
+    row = conn.execute(
+        "select p.proargnames[1:p.pronargs],"
+        " array(select format_type(t, null) from unnest(p.proargtypes::oid[]) t)"
+        " from pg_proc p join pg_namespace n on n.oid = p.pronamespace"
+        " where n.nspname = 'public' and p.proname = %s",
+        (name,),
+    ).fetchone()
+    assert row is not None, name
+    types = dict(zip(row[0], row[1], strict=True))
+    names = [n for n in row[0] if n in body]
+    query = sql.SQL("select public.{}({}) from json_to_record(%s::json) as _({})").format(
+        sql.Identifier(name),
+        sql.SQL(", ").join(sql.SQL("{0} := _.{0}").format(sql.Identifier(n)) for n in names),
+        sql.SQL(", ").join(
+            sql.SQL("{} {}").format(sql.Identifier(n), sql.SQL(types[n])) for n in names
+        ),
+    )
+    result = conn.execute(query, (json.dumps(body),)).fetchone()
+    assert result is not None
+    return result[0]
+
+
+def accepted(conn: Conn, role: str, call: Any) -> Any:
+    """Run ``call()`` as ``role`` in a savepoint that must succeed; return its result."""
+    with conn.transaction():
+        become(conn, role)
+        result = call()
+        conn.execute("reset role")
+    return result
+
+
+def refusal(conn: Conn, call: Any) -> psycopg.Error:
+    """Run ``call()`` in a savepoint that must fail; return the error."""
+    try:
+        with conn.transaction():
+            call()
+    except psycopg.Error as error:
+        return error
+    raise AssertionError("the call was accepted")
+
+
+def without_ids(message: str) -> str:
+    """A message with its uuids blanked, to compare answers about different rows."""
+    return UUID_RE.sub("<id>", message)
+
+
+def new_uuid() -> str:
+    return str(uuid.uuid4())
+
+
+def request_brief(url: str, role: str, case_id: str, requested_by: str | None = None) -> int:
+    """``POST /rpc/request_case_copilot`` as ``role``: one transaction, as one HTTP call."""
+    with psycopg.connect(url) as conn:
+        become(conn, role)
+        body: dict[str, Any] = {"case_id": case_id}
+        if requested_by is not None:
+            body["requested_by"] = requested_by
+        msg_id = int(postgrest_rpc(conn, "request_case_copilot", body))
+        conn.commit()
+        return msg_id
