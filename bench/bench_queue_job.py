@@ -10,6 +10,11 @@ Console button or a producer sends them), times:
 - repeats: each call an already enqueued key (the dedupe path: no message is sent).
 
 It prints p50/p90/p99/max in milliseconds and calls per second, then drops the database.
+
+Before/after a change, in one run: ``--baseline DIR`` also migrates a second database from
+the migrations in DIR (another checkout's ``sql/migrations``, e.g. from
+``git worktree add /tmp/base main``) and times both in alternating rounds on the same
+server, so load from anything else falls on both alike; it prints both and the ratios.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import argparse
 import statistics
 import sys
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import psycopg
@@ -29,6 +35,7 @@ from bench._scratch import scratch_database
 from bench._stats import percentile
 
 QUEUE_JOB = "select public.queue_job(%s)"
+ROUNDS = 20
 
 
 def timed_calls(conn: psycopg.Connection[object], keys: list[str]) -> list[float]:
@@ -40,13 +47,13 @@ def timed_calls(conn: psycopg.Connection[object], keys: list[str]) -> list[float
         started = time.perf_counter()
         conn.execute(QUEUE_JOB, (payload,)).fetchone()
         out.append((time.perf_counter() - started) * 1000)
-    return sorted(out)
+    return out
 
 
 def report(label: str, ms: list[float]) -> None:
     total_s = sum(ms) / 1000
     print(
-        f"  {label:<8} n={len(ms):>5}  p50 {percentile(ms, 50):6.2f} ms  "
+        f"  {label:<16} n={len(ms):>5}  p50 {percentile(ms, 50):6.2f} ms  "
         f"p90 {percentile(ms, 90):6.2f} ms  p99 {percentile(ms, 99):6.2f} ms  "
         f"max {max(ms):6.2f} ms  mean {statistics.fmean(ms):6.2f} ms  "
         f"({len(ms) / total_s:,.0f} calls/s)"
@@ -60,22 +67,48 @@ def main() -> int:
     parser.add_argument("--database-url", required=True, help="admin URL of the server")
     parser.add_argument("--calls", type=int, default=5000)
     parser.add_argument("--warmup", type=int, default=200)
+    parser.add_argument(
+        "--baseline", type=Path, metavar="DIR", help="migrations to compare with (see above)"
+    )
     args = parser.parse_args()
+    sides = {"this": None, "baseline": args.baseline} if args.baseline else {"this": None}
+    per_round = max(1, args.calls // ROUNDS)
 
-    with (
-        scratch_database(args.database_url, "df_bench_queue", False) as url,
-        psycopg.connect(url, autocommit=True) as conn,
-    ):
-        server = conn.info.parameter_status("server_version")
-        timed_calls(conn, [f"warm-{i}" for i in range(args.warmup)])
-        new = timed_calls(conn, [f"job-{i}" for i in range(args.calls)])
-        repeat = timed_calls(conn, [f"job-{i}" for i in range(args.calls)])
-        row = conn.execute("select count(*) from pgmq.q_enrich").fetchone()
-        assert row is not None
-        assert row[0] == args.calls + args.warmup
+    with ExitStack() as stack:
+        conns = {
+            side: stack.enter_context(
+                psycopg.connect(
+                    stack.enter_context(
+                        scratch_database(args.database_url, "df_bench_queue", False, migrations)
+                    ),
+                    autocommit=True,
+                )
+            )
+            for side, migrations in sides.items()
+        }
+        server = conns["this"].info.parameter_status("server_version")
+        new: dict[str, list[float]] = {side: [] for side in sides}
+        repeat: dict[str, list[float]] = {side: [] for side in sides}
+        for conn in conns.values():
+            timed_calls(conn, [f"warm-{i}" for i in range(args.warmup)])
+        for r in range(ROUNDS):
+            # Alternate which side goes first, so neither always follows the other.
+            for side in list(sides)[:: 1 if r % 2 == 0 else -1]:
+                keys = [f"job-{r}-{i}" for i in range(per_round)]
+                new[side] += timed_calls(conns[side], keys)
+                repeat[side] += timed_calls(conns[side], keys)
+        for conn in conns.values():
+            row = conn.execute("select count(*) from pgmq.q_enrich").fetchone()
+            assert row is not None
+            assert row[0] == ROUNDS * per_round + args.warmup
     print(f"queue_job single calls, one connection, autocommit (PostgreSQL {server})")
-    report("new", new)
-    report("repeat", repeat)
+    for side in sides:
+        report(f"new ({side})" if args.baseline else "new", new[side])
+        report(f"repeat ({side})" if args.baseline else "repeat", repeat[side])
+    if args.baseline:
+        for label, ms in (("new", new), ("repeat", repeat)):
+            ratios = [percentile(ms["this"], p) / percentile(ms["baseline"], p) for p in (50, 99)]
+            print(f"  {label}: this / baseline  p50 {ratios[0]:.2f}x  p99 {ratios[1]:.2f}x")
     return 0
 
 

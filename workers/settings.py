@@ -13,8 +13,17 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
+
+from workers.job_kinds import check_kind_name, python_kinds
 
 ENV_PREFIX = "DRAGONFLY_"
 
@@ -92,6 +101,11 @@ class Settings(BaseSettings):
     job_timeout: float = Field(
         default=300.0, gt=0, le=86400, description="Seconds a handler may run (all kinds)."
     )
+    handlers: dict[str, str] = Field(
+        default_factory=dict,
+        description='Per-kind job definitions, JSON: {"enrich": "module:attr"};'
+        " default workers.<kind>:JOB. Names the kinds defined outside this package.",
+    )
     job_timeouts: dict[str, float] = Field(
         default_factory=dict,
         description='Per-kind job timeouts, JSON: {"enrich": 60}; override job_timeout.',
@@ -105,16 +119,20 @@ class Settings(BaseSettings):
     reconnect_max_delay: float = Field(
         default=30.0, gt=0, le=3600, description="Longest wait between reconnection attempts."
     )
-    handlers: dict[str, str] = Field(
-        default_factory=dict,
-        description='Per-kind job definitions, JSON: {"enrich": "module:attr"};'
-        " default workers.<kind>:JOB.",
-    )
 
-    @field_validator("job_timeouts", "handlers")
+    @field_validator("handlers")
     @classmethod
-    def _known_kinds(cls, value: dict[str, object]) -> dict[str, object]:
-        kinds = ("enrich", "outreach", "enforce", "case_copilot")  # the job queues
+    def _kind_names(cls, value: dict[str, str]) -> dict[str, str]:
+        # Naming a kind here is how a kind defined outside this package becomes known;
+        # the start-up check then requires its dragonfly.job_kinds row.
+        for kind in value:
+            check_kind_name(kind)
+        return value
+
+    @field_validator("job_timeouts")
+    @classmethod
+    def _known_kinds(cls, value: dict[str, float], info: ValidationInfo) -> dict[str, float]:
+        kinds = python_kinds(info.data.get("handlers") or {})
         unknown = sorted(set(value) - set(kinds))
         if unknown:
             raise ValueError(f"unknown kind(s) {', '.join(unknown)}; kinds are {', '.join(kinds)}")

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
 import pytest
 
 from tests.harness import run_cli
+from workers.job_kinds import KINDS
 
 Conn = psycopg.Connection[Any]
 
@@ -229,12 +232,18 @@ def test_dlq_purge_asks_for_confirmation_and_marks_rows_purged(
     assert listed_ids(purged_list.stdout) == [a, b]
 
 
-def test_queues_prints_depth_in_flight_age_and_dead_letters(conn: Conn, fresh_db_url: str) -> None:
+def test_queues_prints_depth_in_flight_deferred_age_and_dead_letters(
+    conn: Conn, fresh_db_url: str
+) -> None:
     for n in range(3):
         conn.execute("select pgmq.send('enforce', %s::jsonb)", (json.dumps({"n": n}),))
     conn.execute("select * from pgmq.read('enforce', 300, 2)")
     conn.execute("update pgmq.q_enforce set enqueued_at = now() - interval '2 hours 5 minutes'")
     dead_letter(conn, queue="enforce", kind="enforce", key="x")
+    # Held back by its enqueuer, as outreach is until quiet hours end: deferred, not in
+    # flight, due in about 10 and 20 minutes (the earlier one is shown).
+    for delay in (600, 1200):
+        conn.execute("select pgmq.send('outreach', '{}'::jsonb, %s)", (delay,))
 
     result = cli(fresh_db_url, "queues")
     assert result.returncode == 0, result.stderr
@@ -244,19 +253,29 @@ def test_queues_prints_depth_in_flight_age_and_dead_letters(conn: Conn, fresh_db
         "DEPTH",
         "VISIBLE",
         "IN_FLIGHT",
+        "DEFERRED",
+        "NEXT_DUE",
         "OLDEST",
         "DEAD_LETTERS",
         "SENT",
     ]
     rows = {line.split()[0]: line.split()[1:] for line in lines[1:]}
-    assert set(rows) == {"case_copilot", "enforce", "enrich", "outreach"}
-    assert rows["enforce"] == ["3", "1", "2", "2h5m", "1", "3"]
-    assert rows["enrich"] == ["0", "0", "0", "-", "0", "0"]
+    assert set(rows) == set(KINDS)
+    assert rows["enforce"] == ["3", "1", "2", "0", "-", "2h5m", "1", "3"]
+    assert rows["enrich"] == ["0", "0", "0", "0", "-", "-", "0", "0"]
+    outreach = rows["outreach"]
+    assert outreach[:4] == ["2", "0", "0", "2"]
+    assert outreach[4] == "in", outreach
+    assert re.fullmatch(r"(9m\d+s|10m0s)", outreach[5]), outreach
 
     as_json = json.loads(cli(fresh_db_url, "queues", "--json").stdout)
     enforce = next(q for q in as_json if q["queue"] == "enforce")
-    assert enforce["in_flight"] == 2
+    assert (enforce["in_flight"], enforce["deferred"], enforce["next_due_at"]) == (2, 0, None)
     assert enforce["oldest_age_sec"] >= 2 * 3600
+    held = next(q for q in as_json if q["queue"] == "outreach")
+    assert (held["in_flight"], held["deferred"]) == (0, 2)
+    due_in = datetime.fromisoformat(held["next_due_at"]) - datetime.now(UTC)
+    assert timedelta(minutes=9) < due_in <= timedelta(minutes=10)
 
 
 @pytest.mark.parametrize(

@@ -17,12 +17,13 @@ from workers.fleet.procfile import (
     load,
     parse,
 )
+from workers.job_kinds import KINDS
 
 
 def test_the_repository_procfile_is_the_built_in_default() -> None:
     assert checkout_procfile().read_text(encoding="utf-8") == DEFAULT_PROCFILE
     names = [t.name for t in parse(DEFAULT_PROCFILE)]
-    assert names == ["enrich", "outreach", "enforce", "case_copilot", "scheduler", "listener"]
+    assert names == [*KINDS, "scheduler", "listener"]
 
 
 def test_parse_skips_comments_and_blank_lines() -> None:

@@ -13,6 +13,7 @@ import pytest
 
 from tests.harness import run_cli
 from workers.db.migrate import MigrationError, default_migrations_dir, discover, migrate, status
+from workers.job_kinds import KINDS
 
 
 def applied_versions(url: str) -> list[str]:
@@ -42,7 +43,7 @@ def test_migrate_empty_database_then_again_applies_nothing(empty_db_url: str) ->
         ).fetchone()
     assert first == [f.filename for f in files]
     assert second == []
-    assert [q[0] for q in queues] == ["case_copilot", "enforce", "enrich", "outreach"]
+    assert [q[0] for q in queues] == sorted(KINDS)
     assert record is not None
     name, statements, checksum = record
     assert name == files[0].name
@@ -58,14 +59,11 @@ def test_queues_have_insert_notifications(fresh_db_url: str) -> None:
             " join pg_namespace as n on n.oid = c.relnamespace"
             " where n.nspname = 'pgmq' and c.relname like 'q\\_%' and not t.tgisinternal"
         ).fetchall()
-        assert sorted(triggers) == [
-            (f"q_{q}", "dragonfly_notify_insert")
-            for q in ("case_copilot", "enforce", "enrich", "outreach")
-        ]
+        assert sorted(triggers) == [(f"q_{q}", "dragonfly_notify_insert") for q in sorted(KINDS)]
         # PGMQ's own (throttled, row-locking) notification is off on the job queues.
         throttled = conn.execute(
-            "select count(*) from pgmq.notify_insert_throttle"
-            " where queue_name in ('case_copilot', 'enforce', 'enrich', 'outreach')"
+            "select count(*) from pgmq.notify_insert_throttle where queue_name = any(%s)",
+            (list(KINDS),),
         ).fetchone()
         assert throttled == (0,)
         conn.execute('listen "pgmq.q_enrich.INSERT"')

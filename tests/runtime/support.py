@@ -106,7 +106,7 @@ class WorkerProcess:
         log_dir: Path,
         *,
         kind: str = "enrich",
-        handler: str = "tests.runtime.handlers:JOB",
+        handler: str | None = "tests.runtime.handlers:JOB",
         concurrency: int = 1,
         env: dict[str, str] | None = None,
         name: str = "worker",
@@ -115,7 +115,8 @@ class WorkerProcess:
         full_env = child_env({**TEST_ENV, "DATABASE_URL": worker_url(url), **(env or {})})
         self.log_path = log_dir / f"{name}-{time.monotonic_ns()}.log"
         self._log_file = self.log_path.open("w")
-        argv = [sys.executable, "-m", "workers.cli", "worker", kind, "--handler", handler]
+        argv = [sys.executable, "-m", "workers.cli", "worker", kind]
+        argv += ["--handler", handler] if handler else []  # None: DRAGONFLY_HANDLERS or default
         argv += ["--concurrency", str(concurrency)]
         self.proc = subprocess.Popen(
             argv, env=full_env, cwd=str(REPO), stdout=self._log_file, stderr=subprocess.STDOUT

@@ -6,7 +6,8 @@ import pytest
 
 from tests.harness import run_cli
 from tests.runtime.handlers import JOB
-from workers.runtime.handlers import HandlerNotFound, JobKind, default_spec, load_job
+from workers.job_kinds import default_spec
+from workers.runtime.handlers import HandlerNotFound, JobKind, load_job
 
 
 def test_a_job_definition_loads_from_module_and_attribute() -> None:
@@ -17,7 +18,9 @@ def test_a_job_definition_loads_from_module_and_attribute() -> None:
 @pytest.mark.parametrize(
     ("kind", "spec", "error"),
     [
-        ("nope", "tests.runtime.handlers:JOB", "unknown job kind"),
+        ("Bad-Kind", "tests.runtime.handlers:JOB", "job kind must be a lowercase letter"),
+        ("nope", "tests.runtime.handlers:JOB", "defines kind 'enrich'"),
+        ("nope", None, "cannot import workers.nope"),
         ("enrich", "tests.runtime.handlers", "module:attribute"),
         ("enrich", "tests.runtime.no_such_module:JOB", "cannot import"),
         ("enrich", "tests.runtime.handlers:MISSING", "has no MISSING"),
@@ -25,14 +28,16 @@ def test_a_job_definition_loads_from_module_and_attribute() -> None:
         ("outreach", "tests.runtime.handlers:JOB", "defines kind 'enrich'"),
     ],
 )
-def test_bad_job_definitions_are_named(kind: str, spec: str, error: str) -> None:
+def test_bad_job_definitions_are_named(kind: str, spec: str | None, error: str) -> None:
     with pytest.raises(HandlerNotFound, match=error):
         load_job(kind, spec)
 
 
 def test_a_job_kind_checks_its_own_fields() -> None:
-    with pytest.raises(ValueError, match="kind must be one of"):
-        JobKind(kind="email", payload=JOB.payload, handle=JOB.handle)
+    with pytest.raises(ValueError, match="job kind must be a lowercase letter"):
+        JobKind(kind="e-mail", payload=JOB.payload, handle=JOB.handle)
+    with pytest.raises(ValueError, match="at most 39"):
+        JobKind(kind="k" * 41, payload=JOB.payload, handle=JOB.handle)
     with pytest.raises(ValueError, match="timeout"):
         JobKind(kind="enrich", payload=JOB.payload, handle=JOB.handle, timeout=0)
 

@@ -18,9 +18,10 @@ import pytest
 from psycopg import errors
 from psycopg.types.json import Jsonb
 
+from workers.job_kinds import KINDS
+
 Conn = psycopg.Connection[Any]
 
-KINDS = ("enrich", "outreach", "enforce", "case_copilot")
 WRAPPERS = (
     "public.pgmq_read(text, integer, integer)",
     "public.pgmq_delete(text, bigint)",

@@ -17,6 +17,8 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from psycopg.types.json import Jsonb
 
+from workers.job_kinds import KINDS
+
 Conn = psycopg.Connection[Any]
 
 SETTINGS = settings(
@@ -66,7 +68,7 @@ def call(conn: Conn, query: str, payload: Any) -> tuple[Any, str | None]:
 
 valid_queue_payloads = st.fixed_dictionaries(
     {
-        "kind": st.sampled_from(["enrich", "outreach", "enforce", "case_copilot"]),
+        "kind": st.sampled_from(KINDS),
         "idempotency_key": st.text(min_size=1, max_size=40).filter(lambda k: "\x00" not in k),
     },
     optional={
@@ -96,7 +98,7 @@ queue_payloads = (
 @SETTINGS
 @given(payload=queue_payloads)
 def test_queue_job_succeeds_or_fails_with_22023_writing_nothing(db: Conn, payload: Any) -> None:
-    queues = ("enrich", "outreach", "enforce", "case_copilot")
+    queues = KINDS
     with db.transaction(force_rollback=True):
         jobs = count(db, "dragonfly.enqueued_jobs")
         messages = sum(count(db, f"pgmq.q_{q}") for q in queues)

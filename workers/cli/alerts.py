@@ -23,6 +23,7 @@ from workers.alerts.sinks.email import split_addresses
 from workers.cli.argtypes import positive_int, uuid
 from workers.cli.common import CommandError, open_connection, settings_and_url
 from workers.db.connect import redact
+from workers.job_kinds import KINDS
 from workers.log import configure_logging, get_logger
 from workers.observability import process as observability
 
@@ -84,7 +85,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--kinds", metavar="KIND,...", help="event kinds (default: any)")
     p.add_argument("--tiers", metavar="TIER,...", help="effective tiers (default: any)")
     p.add_argument("--min-amount", help="threshold on the alert amount (default: none)")
-    p.add_argument("--job-kind", help="queue sink: job kind (enrich, outreach, enforce, ...)")
+    p.add_argument("--job-kind", help=f"queue sink: job kind ({', '.join(KINDS)}, ...)")
     p.add_argument("--job-payload", metavar="JSON", help="queue sink: extra payload fields")
     p.add_argument("--email-to", metavar="ADDR,...", help="email sink: recipients")
     p.add_argument("--description")

@@ -22,10 +22,12 @@ from workers.fleet import ports as ports_of_fleet
 from workers.fleet import readiness
 from workers.fleet.procfile import ProcessType, ProcfileError, load
 from workers.fleet.supervisor import ChildSpec, Supervisor
+from workers.job_kinds import RegistryMismatch, check_registry, python_kinds, registered
 from workers.log import configure_logging, get_logger
 from workers.observability import process as observability
 from workers.observability.metrics import SchedulerMetrics
 from workers.observability.process import PORT_VARIABLE
+from workers.runtime.handlers import HandlerNotFound, load_job
 from workers.scheduler.base import DailyAt, Every
 from workers.scheduler.runs import last_run
 from workers.scheduler.service import NotLeader, Scheduler, UnknownTask
@@ -224,6 +226,38 @@ def plan_children(
     return specs, skipped
 
 
+def worker_kinds(specs: list[ChildSpec]) -> dict[str, str | None]:
+    """The kinds the fleet's ``dragonfly worker KIND [--handler SPEC]`` children consume,
+    each with the ``--handler`` its command names (None: the default definition)."""
+    kinds: dict[str, str | None] = {}
+    for spec in specs:
+        argv = list(spec.argv[3:])  # after: python -m workers.cli
+        if len(argv) < 2 or argv[0] != "worker":
+            continue
+        handler = argv[argv.index("--handler") + 1] if "--handler" in argv[:-1] else None
+        kinds[argv[1]] = handler
+    return kinds
+
+
+def check_job_kinds(
+    conn: psycopg.Connection[Any], settings: Settings, specs: list[ChildSpec]
+) -> list[str]:
+    """Before starting any child: every kind the fleet runs has a Python definition,
+    and every Python kind and every kind run has a ``dragonfly.job_kinds`` row. One-line
+    CommandError (exit 2) otherwise; returns warnings (disabled kinds run)."""
+    running = worker_kinds(specs)
+    for kind, handler in running.items():
+        try:
+            load_job(kind, handler or settings.handlers.get(kind))
+        except HandlerNotFound as exc:
+            raise CommandError(f"job kind {kind}: {exc}", exit_code=2) from None
+    try:
+        rows = registered(conn)
+        return check_registry(rows, python=python_kinds(settings.handlers), running=list(running))
+    except RegistryMismatch as exc:
+        raise CommandError(str(exc), exit_code=2) from None
+
+
 def _announce(specs: list[ChildSpec], settings: Settings, supervisor: Supervisor) -> None:
     """Print one line when every child answers /readyz (at once when none serves it)."""
     log = get_logger("workers.fleet")
@@ -290,14 +324,16 @@ def _run_fleet(
         raise CommandError(f"nothing to run: no available process type in {source}")
     ports_of_fleet.check_free(settings.metrics_host, specs)
 
-    if not args.no_migrate:
-        directory = settings.migrations_dir or default_migrations_dir()
-        with connect(url, connect_timeout=settings.connect_timeout, autocommit=True) as conn:
+    with connect(url, connect_timeout=settings.connect_timeout, autocommit=True) as conn:
+        if not args.no_migrate:
+            directory = settings.migrations_dir or default_migrations_dir()
             try:
                 applied = migrate(conn, directory, log=lambda m: log.info("migration", detail=m))
             except MigrationError as exc:
                 raise CommandError(str(exc)) from None
-        log.info("fleet_migrated", applied=len(applied))
+            log.info("fleet_migrated", applied=len(applied))
+        for warning in check_job_kinds(conn, settings, specs):
+            log.warning("job_kind_disabled", detail=warning)
 
     supervisor = Supervisor(
         specs,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import math
 import re
 import socket
 import sys
@@ -15,6 +16,7 @@ import psycopg
 
 from workers.cli.argtypes import positive_int
 from workers.cli.common import CommandError, open_connection
+from workers.job_kinds import KINDS
 from workers.ops import deadletters
 from workers.ops.deadletters import DeadLetterFilter
 from workers.ops.enqueue import QueueJobMissing, build_envelope, enqueue
@@ -106,7 +108,9 @@ def register(subparsers: Any) -> None:
         help="enqueue a job through queue_job()",
         description="Enqueue a job through queue_job(); an already-enqueued KEY is not sent again.",
     )
-    p.add_argument("kind", metavar="KIND", help="enrich, outreach, enforce or case_copilot")
+    p.add_argument(
+        "kind", metavar="KIND", help=f"a kind of dragonfly.job_kinds: {', '.join(KINDS)}, ..."
+    )
     p.add_argument("--payload", required=True, metavar="JSON", help="the job payload (an object)")
     p.add_argument("--key", required=True, metavar="K", help="idempotency key")
     p.add_argument("--delay", type=positive_int, metavar="SECONDS", help="deliver later")
@@ -130,6 +134,14 @@ def _age(seconds: int | None) -> str:
     if minutes:
         return f"{minutes}m{secs}s"
     return f"{secs}s"
+
+
+def _due(at: datetime | None, now: datetime) -> str:
+    """When a deferred message becomes due, relative to now: ``in 8m36s``."""
+    if at is None:
+        return "-"
+    seconds = (at - now).total_seconds()
+    return f"in {_age(math.ceil(seconds))}" if seconds > 0 else "now"
 
 
 def _table(headers: list[str], rows: list[list[str]]) -> None:
@@ -166,14 +178,27 @@ def cmd_queues(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([s.as_dict() for s in stats], indent=2))
         return 0
+    now = datetime.now(UTC)
     _table(
-        ["QUEUE", "DEPTH", "VISIBLE", "IN_FLIGHT", "OLDEST", "DEAD_LETTERS", "SENT"],
+        [
+            "QUEUE",
+            "DEPTH",
+            "VISIBLE",
+            "IN_FLIGHT",
+            "DEFERRED",
+            "NEXT_DUE",
+            "OLDEST",
+            "DEAD_LETTERS",
+            "SENT",
+        ],
         [
             [
                 s.queue,
                 str(s.depth),
                 str(s.visible),
                 str(s.in_flight),
+                str(s.deferred),
+                _due(s.next_due_at, now),
                 _age(s.oldest_age_sec),
                 str(s.dead_letters),
                 str(s.total_messages),

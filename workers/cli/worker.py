@@ -17,12 +17,28 @@ import psycopg
 
 from workers.cli.common import CommandError, settings_and_url
 from workers.db.connect import redact
+from workers.job_kinds import (
+    KINDS,
+    RegistryMismatch,
+    check_kind_name,
+    check_registry,
+    python_kinds,
+    registered,
+)
 from workers.log import configure_logging, get_logger
 from workers.observability import process as observability
 from workers.runtime import queries
 from workers.runtime.consumer import Consumer, ConsumerConfig
-from workers.runtime.handlers import KINDS, HandlerNotFound, load_job
+from workers.runtime.handlers import HandlerNotFound, load_job
 from workers.runtime.shutdown import SignalStop
+from workers.settings import Settings
+
+
+def _kind(text: str) -> str:
+    try:
+        return check_kind_name(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _concurrency(text: str) -> int:
@@ -39,7 +55,13 @@ def register(subparsers: Any) -> None:
         description="Consume one kind's queue: batches, exactly-once commits, retries, dead"
         " letters. The first SIGTERM/SIGINT drains (exit 0); a second exits at once.",
     )
-    p.add_argument("kind", choices=KINDS, help="job kind (and queue) to consume")
+    p.add_argument(
+        "kind",
+        type=_kind,
+        metavar="KIND",
+        help=f"job kind (and queue) to consume: {', '.join(KINDS)}, or a kind named in"
+        " DRAGONFLY_HANDLERS or --handler",
+    )
     p.add_argument(
         "--concurrency",
         type=_concurrency,
@@ -55,17 +77,23 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=cmd_worker)
 
 
-def _check_migrated(url: str, connect_timeout: int) -> None:
-    """Refuse to start on an unmigrated database; a database that is down is waited for."""
+def _check_database(url: str, settings: Settings, kind: str) -> list[str]:
+    """Refuse to start on an unmigrated database or an unregistered kind (one line);
+    a database that is down is waited for. Returns warnings to log."""
     try:
-        with psycopg.connect(url, autocommit=True, connect_timeout=connect_timeout) as conn:
-            installed = queries.runtime_installed(conn)
+        with psycopg.connect(
+            url, autocommit=True, connect_timeout=settings.connect_timeout
+        ) as conn:
+            if not queries.runtime_installed(conn):
+                raise CommandError(
+                    "the database has no worker runtime functions; run `dragonfly db migrate` first"
+                )
+            rows = registered(conn)
+        return check_registry(rows, python=python_kinds(settings.handlers), running=[kind])
     except psycopg.OperationalError:
-        return  # the consumer reconnects with backoff
-    if not installed:
-        raise CommandError(
-            "the database has no worker runtime functions; run `dragonfly db migrate` first"
-        )
+        return []  # the consumer reconnects with backoff
+    except RegistryMismatch as exc:
+        raise CommandError(str(exc), exit_code=2) from None
 
 
 def _close_adapters(adapters: Mapping[str, Any], log: Any) -> None:
@@ -84,10 +112,12 @@ def cmd_worker(args: argparse.Namespace) -> int:
         job = load_job(args.kind, args.handler or settings.handlers.get(args.kind))
     except HandlerNotFound as exc:
         raise CommandError(str(exc), exit_code=2) from None
-    _check_migrated(url, settings.connect_timeout)
+    warnings = _check_database(url, settings, args.kind)
     process = f"worker:{args.kind}"
     configure_logging(settings, process=process)
     log = get_logger("workers.runtime")
+    for warning in warnings:
+        log.warning("job_kind_disabled", kind=args.kind, detail=warning)
     # Signals first: a SIGTERM arriving while the process starts still drains it.
     stop = SignalStop()
     stop.install()

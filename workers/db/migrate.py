@@ -28,7 +28,6 @@ from workers.db.sqlsplit import split_statements
 
 # Arbitrary but fixed: "dragonfly migrate" as a 63-bit advisory lock key.
 MIGRATION_LOCK_KEY = 0x64726D6967726174
-QUEUES = ("enrich", "outreach", "enforce", "case_copilot")
 _FILE_NAME = re.compile(r"^(?P<version>\d{14})_(?P<name>[a-z0-9_]+)\.sql$")
 
 LogFn = Callable[[str], None]

@@ -1,10 +1,11 @@
 """Run the fleet for the demo and wait, with a deadline, until it has drained the queues.
 
-"Drained" means: no message of the four job queues is visible, none is in flight or
+"Drained" means: no message of any job kind's queue is visible, none is in flight or
 waiting for a retry (read at least once), and every enforcement event of the demo's
 cases has been routed by the alert listener (when the demo runs one). Messages that
 were *deferred* — enqueued with a delay and never read, such as outreach waiting for
 the plaintiff's quiet hours to end — do not hold the demo up; the summary counts them.
+The counts are ``dragonfly.queue_stats()``'s.
 """
 
 from __future__ import annotations
@@ -19,17 +20,8 @@ from uuid import UUID
 import psycopg
 
 from workers.fleet.supervisor import ChildSpec, Supervisor
+from workers.ops.queues import queue_stats
 
-QUEUES: tuple[str, ...] = ("enrich", "outreach", "enforce", "case_copilot")
-
-# One row per queue: visible now, read and not finished (in flight or backing off),
-# deferred (delayed, never read). Names are constants, so the format is safe.
-QUEUE_STATE = " union all ".join(
-    f"select '{q}', count(*) filter (where vt <= now()),"
-    f" count(*) filter (where read_ct > 0 and vt > now()),"
-    f" count(*) filter (where read_ct = 0 and vt > now()) from pgmq.q_{q}"
-    for q in QUEUES
-)
 UNROUTED_EVENTS = """
 select count(*)
   from public.enforcement_events as e
@@ -46,7 +38,8 @@ class QueueState:
 
 
 def queue_state(conn: psycopg.Connection[Any]) -> dict[str, QueueState]:
-    return {q: QueueState(int(v), int(b), int(d)) for q, v, b, d in conn.execute(QUEUE_STATE)}
+    """Per queue: visible now, busy (read, not finished: in flight or backing off), deferred."""
+    return {s.queue: QueueState(s.visible, s.in_flight, s.deferred) for s in queue_stats(conn)}
 
 
 def fleet_specs(

@@ -17,11 +17,12 @@ from pathlib import Path
 
 from workers.db.connect import connect
 from workers.db.migrate import default_migrations_dir, migrate
-from workers.demo.drain import QUEUES, QueueState, fleet_specs, wait_drained
+from workers.demo.drain import QueueState, fleet_specs, wait_drained
 from workers.demo.generator import generate_book
 from workers.demo.seed import enqueue_work, import_book, open_cases, request_briefs
 from workers.demo.summary import Summary, collect, render
 from workers.fleet.supervisor import Supervisor
+from workers.job_kinds import KINDS
 from workers.settings import Settings
 
 
@@ -58,7 +59,7 @@ def runnable_kinds() -> list[str]:
     from workers.runtime.handlers import HandlerNotFound, load_job
 
     kinds: list[str] = []
-    for kind in QUEUES:
+    for kind in KINDS:
         try:
             load_job(kind)
         except HandlerNotFound:
@@ -104,14 +105,14 @@ def run_demo(
         out(f"{len(book.cases)} enforcement cases open for {len(book.plaintiff_ids)} plaintiffs")
         try:
             listener = False
-            kinds = list(QUEUES)
+            kinds = list(KINDS)
             if opts.fleet:
                 commands = available_commands()
                 if "worker" not in commands:
                     raise RuntimeError("this installation has no `dragonfly worker` command")
                 listener = opts.listener and "listen" in commands
                 kinds = runnable_kinds()
-                missing = [k for k in QUEUES if k not in kinds]
+                missing = [k for k in KINDS if k not in kinds]
                 if missing:
                     out(f"No handler here for {', '.join(missing)}: that work is skipped")
                 supervisor = Supervisor(

@@ -17,7 +17,7 @@ from uuid import UUID
 
 import psycopg
 
-from workers.demo.drain import QUEUES
+from workers.job_kinds import KINDS
 
 COMPLETED = """
 select kind, count(*) from dragonfly.completed_jobs
@@ -53,11 +53,11 @@ select count(*) over (), backend, brief, model from public.v_case_copilot_latest
  where case_id = any(%s) and created_at >= %s order by created_at desc limit 1
 """
 # Delayed and never read (outreach held for quiet hours), enqueued by this run. Queue
-# names are constants, so the format is safe.
+# names are the shipped kinds' (the demo runs no other), so the format is safe.
 DEFERRED = " union all ".join(
     f"select '{q}', count(*) from pgmq.q_{q}"
     " where read_ct = 0 and vt > now() and enqueued_at >= %(since)s"
-    for q in QUEUES
+    for q in KINDS
 )
 BALANCE = "select sum(current_balance) from public.enforcement_cases where id = any(%s)"
 
@@ -179,7 +179,7 @@ def render(s: Summary) -> str:
     dead_by_queue: dict[str, int] = {}
     for q, _r, _e in s.dead:
         dead_by_queue[q] = dead_by_queue.get(q, 0) + 1
-    for q in QUEUES:
+    for q in KINDS:
         add(f"  {q:<22}{s.jobs.get(q, 0):>6}{s.deferred.get(q, 0):>11}{dead_by_queue.get(q, 0):>7}")
     add("")
     add("Collectability (tier: cases, mean score)")

@@ -14,17 +14,16 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-DEFAULT_PROCFILE = """\
-# One line per process type: `dragonfly up` runs one supervised process for each
-# (scale with `dragonfly up --scale enrich=2`). Lines whose command this
-# installation does not have are skipped with a warning.
-enrich: dragonfly worker enrich
-outreach: dragonfly worker outreach
-enforce: dragonfly worker enforce
-case_copilot: dragonfly worker case_copilot
-scheduler: dragonfly scheduler
-listener: dragonfly listen
-"""
+from workers.job_kinds import KINDS
+
+DEFAULT_PROCFILE = (
+    "# One line per process type: `dragonfly up` runs one supervised process for each\n"
+    "# (scale with `dragonfly up --scale enrich=2`). Lines whose command this\n"
+    "# installation does not have are skipped with a warning.\n"
+    + "".join(f"{kind}: dragonfly worker {kind}\n" for kind in KINDS)
+    + "scheduler: dragonfly scheduler\nlistener: dragonfly listen\n"
+)
+"""One worker per shipped kind (:data:`workers.job_kinds.KINDS`), the scheduler, the listener."""
 
 _LINE = re.compile(r"^(?P<name>[a-z0-9][a-z0-9_-]*)\s*:\s*(?P<command>\S.*)$")
 

@@ -147,6 +147,11 @@ class QueueStatsCollector(Collector):
                 "Messages read whose visibility timeout still runs.",
                 labels=["queue"],
             ),
+            "deferred": GaugeMetricFamily(
+                "dragonfly_queue_deferred",
+                "Messages never read whose delivery is delayed (not due yet).",
+                labels=["queue"],
+            ),
             "oldest_age_sec": GaugeMetricFamily(
                 "dragonfly_queue_oldest_message_age_seconds",
                 "Age of the oldest message in the queue; 0 when empty (pgmq.metrics).",
@@ -167,6 +172,7 @@ class QueueStatsCollector(Collector):
             gauges["depth"].add_metric([s.queue], s.depth)
             gauges["visible"].add_metric([s.queue], s.visible)
             gauges["in_flight"].add_metric([s.queue], s.in_flight)
+            gauges["deferred"].add_metric([s.queue], s.deferred)
             gauges["oldest_age_sec"].add_metric([s.queue], s.oldest_age_sec or 0)
             gauges["dead_letters"].add_metric([s.queue], s.dead_letters)
             sent.add_metric([s.queue], s.total_messages)

@@ -8,7 +8,9 @@ A kind's package exposes a :class:`JobKind` as ``JOB``::
 ``dragonfly worker enrich`` loads ``workers.enrich:JOB``. Another definition can
 be named instead -- ``--handler module:attr`` on the command line, or
 ``DRAGONFLY_HANDLERS='{"enrich": "module:attr"}'`` -- which is how the tests and
-the benchmark run their own handlers in real worker processes.
+the benchmark run their own handlers in real worker processes, and how a kind
+defined outside this package is found. Which kinds exist is the registry's
+business (:mod:`workers.job_kinds`, ``dragonfly.job_kinds``), not this module's.
 """
 
 from __future__ import annotations
@@ -20,15 +22,12 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pydantic import BaseModel
 
-from workers.db.migrate import QUEUES
+from workers.job_kinds import check_kind_name, default_spec
 from workers.runtime.envelope import Envelope
 from workers.settings import Settings
 
 if TYPE_CHECKING:
     from workers.runtime.context import BatchContext, FetchContext, JobContext
-
-KINDS = QUEUES
-"""The job kinds, each with its own queue of the same name."""
 
 P = TypeVar("P", bound=BaseModel)
 
@@ -89,23 +88,19 @@ class JobKind(Generic[P]):
     fetch: Callable[[FetchContext, P], Any] | None = None
 
     def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
+        check_kind_name(self.kind)
         if self.timeout is not None and self.timeout <= 0:
             raise ValueError("timeout must be positive")
         if self.batch_size is not None and not 1 <= self.batch_size <= 1000:
             raise ValueError("batch_size must be between 1 and 1000")
 
 
-def default_spec(kind: str) -> str:
-    """Where a kind's own definition lives: ``workers.<kind>:JOB``."""
-    return f"workers.{kind}:JOB"
-
-
 def load_job(kind: str, spec: str | None = None) -> JobKind[Any]:
     """The JobKind of ``kind`` from ``spec`` (``module:attr``) or the kind's package."""
-    if kind not in KINDS:
-        raise HandlerNotFound(f"unknown job kind {kind!r}; kinds are {', '.join(KINDS)}")
+    try:
+        check_kind_name(kind)
+    except ValueError as exc:
+        raise HandlerNotFound(str(exc)) from None
     target = spec or default_spec(kind)
     module_name, sep, attr = target.partition(":")
     if not sep or not module_name or not attr:

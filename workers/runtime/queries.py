@@ -4,7 +4,7 @@ The work is done by the runtime functions of migration
 ``20261127004100_worker_runtime_functions.sql`` (and ``public.pgmq_read`` of the
 queue RPCs); this module only names the calls. Queue names reach SQL as
 parameters, never formatted into statements (the LISTEN channel, an identifier,
-is quoted by psycopg and checked against the known queues first).
+is quoted by psycopg and checked to be a job kind's name first).
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from workers.job_kinds import check_kind_name
 from workers.redact import scrub
 from workers.runtime.envelope import Delivery
-from workers.runtime.handlers import KINDS
 
 Conn = psycopg.Connection[Any]
 
@@ -159,9 +159,7 @@ def terminate_backend(conn: Conn, pid: int, wait_s: float) -> bool:
 
 def insert_channel(queue: str) -> str:
     """The channel PGMQ notifies on an insert into ``queue`` (payload null)."""
-    if queue not in KINDS:
-        raise ValueError(f"unknown queue {queue!r}")
-    return f"pgmq.q_{queue}.INSERT"
+    return f"pgmq.q_{check_kind_name(queue)}.INSERT"
 
 
 def listen(conn: Conn, queue: str) -> None:
