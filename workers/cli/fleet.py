@@ -245,11 +245,11 @@ def check_job_kinds(
     """Before starting any child: every kind the fleet runs has a Python definition,
     and every Python kind and every kind run has a ``dragonfly.job_kinds`` row. One-line
     CommandError (exit 2) otherwise; returns warnings (disabled kinds run). A fleet
-    that runs no worker consumes no queue, so it needs no registry (nor a migrated
-    database) and is not checked."""
-    running = worker_kinds(specs)
-    if not running:
+    of commands other than ``dragonfly`` ones uses neither queues nor schema, so it is
+    not checked."""
+    if not any(spec.argv[1:3] == ["-m", "workers.cli"] for spec in specs):
         return []
+    running = worker_kinds(specs)
     for kind, handler in running.items():
         try:
             load_job(kind, handler or settings.handlers.get(kind))
