@@ -11,7 +11,7 @@ makes per job:
 2. the model, in Python, per job (:mod:`workers.enrich.scoring`, as ``handle`` does);
 3. ``enrichment.record_case_scores_batch`` — tiers, scores, the enforcement cases' tiers;
 4. the ``enforce`` plan jobs for enforcement cases whose tier changed, as ``handle``
-   enqueues them (same keys, notify deferred), in one pipelined round trip.
+   enqueues them (same keys), in one pipelined round trip.
 
 Left to the single path (not returned, so the runtime runs them through ``handle``, in
 their order, after this): jobs without a bundle when a vendor adapter is configured (the

@@ -146,9 +146,7 @@ def _call(conn: psycopg.Connection[Any], query: str, params: tuple[Any, ...]) ->
 
 
 def enqueue_plans(conn: psycopg.Connection[Any], jobs: list[dict[str, Any]]) -> list[int]:
-    """queue_job the plan jobs (the runtime has deferred PGMQ's notify lock to commit for
-    the whole batch). All the statements go in one pipelined round trip; returns the
-    message ids."""
+    """queue_job the plan jobs, all in one pipelined round trip; returns the message ids."""
     with conn.pipeline():
         cursors = [conn.execute(_QUEUE_JOB, (Jsonb(job),)) for job in jobs]
     ids = []
