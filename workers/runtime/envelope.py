@@ -1,7 +1,10 @@
 """The job envelope every message carries, and a message as the consumer read it.
 
 ``queue_job()`` sends ``{"kind", "idempotency_key", "payload", "requested_by",
-"enqueued_at"}``; :class:`Envelope` validates that shape. A message that does
+"provenance", "enqueued_at"}``; :class:`Envelope` validates that shape. ``provenance``
+is who enqueued the job, taken by ``queue_job()`` from the session (never from the
+payload): a message without one was not enqueued through ``queue_job()`` and counts as
+public, the least trusted level (docs/security.md). A message that does
 not validate -- or whose kind is not its queue's -- is *malformed*: dead-lettered
 at once with the validation error, never retried, never dropped.
 """
@@ -10,11 +13,28 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from workers.runtime.errors import MalformedMessage
+
+TrustLevel = Literal["internal", "operator", "public"]
+
+
+class Provenance(BaseModel):
+    """Who enqueued a job: the trust level, role and JWT identity of the session."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    level: TrustLevel = "public"
+    role: str | None = None
+    sub: str | None = None
+    email: str | None = None
+
+
+UNKNOWN_PROVENANCE = Provenance()
+"""What a message without provenance counts as: public (fail closed)."""
 
 
 class Envelope(BaseModel):
@@ -26,6 +46,7 @@ class Envelope(BaseModel):
     idempotency_key: str = Field(min_length=1, max_length=255)
     payload: dict[str, Any]
     requested_by: str | None = None
+    provenance: Provenance = UNKNOWN_PROVENANCE
     enqueued_at: datetime | None = None
 
     @field_validator("idempotency_key")
