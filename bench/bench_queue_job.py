@@ -6,10 +6,13 @@ The URL is an admin URL: the benchmark creates and migrates a scratch database o
 server and, from one connection in autocommit mode (one transaction per call, as an Ops
 Console button or a producer sends them), times:
 
-- new jobs: each call a new idempotency key (validate, claim the key, send, commit);
+- new jobs: each call a new idempotency key (validate, check the kind's policy and the
+  payload's shape, claim the key, send, commit);
 - repeats: each call an already enqueued key (the dedupe path: no message is sent).
 
-It prints p50/p90/p99/max in milliseconds and calls per second, then drops the database.
+Each call is an enrich job for one court case seeded first, as the fleet sends it (an internal
+caller: no rate limit applies). It prints p50/p90/p99/max in milliseconds and calls per
+second, then drops the database.
 
 Before/after a change, in one run: ``--baseline DIR`` also migrates a second database from
 the migrations in DIR (another checkout's ``sql/migrations``, e.g. from
@@ -38,12 +41,28 @@ QUEUE_JOB = "select public.queue_job(%s)"
 ROUNDS = 20
 
 
-def timed_calls(conn: psycopg.Connection[object], keys: list[str]) -> list[float]:
+SEED_CASE = """
+with p as (
+    insert into public.plaintiffs (name, status) values ('Bench Funding LLC', 'new') returning id
+), j as (
+    insert into public.judgments (plaintiff_id, debtor_name, judgment_amount, balance_due, status)
+    select p.id, 'Debtor Doe', 1000, 1000, 'active' from p returning id
+)
+insert into judgments.cases (judgment_id, case_number) select j.id, 'CV-BENCH' from j returning id
+"""
+
+
+def seed_case(conn: psycopg.Connection[object]) -> str:
+    """A court case for the enrich jobs to name (queue_job checks that it exists)."""
+    row = conn.execute(SEED_CASE).fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def timed_calls(conn: psycopg.Connection[object], case_id: str, keys: list[str]) -> list[float]:
     out: list[float] = []
     for key in keys:
-        payload = Jsonb(
-            {"kind": "enrich", "idempotency_key": key, "payload": {"case_id": key, "n": 1}}
-        )
+        payload = Jsonb({"kind": "enrich", "idempotency_key": key, "payload": {"case_id": case_id}})
         started = time.perf_counter()
         conn.execute(QUEUE_JOB, (payload,)).fetchone()
         out.append((time.perf_counter() - started) * 1000)
@@ -89,14 +108,15 @@ def main() -> int:
         server = conns["this"].info.parameter_status("server_version")
         new: dict[str, list[float]] = {side: [] for side in sides}
         repeat: dict[str, list[float]] = {side: [] for side in sides}
-        for conn in conns.values():
-            timed_calls(conn, [f"warm-{i}" for i in range(args.warmup)])
+        cases = {side: seed_case(conn) for side, conn in conns.items()}
+        for side, conn in conns.items():
+            timed_calls(conn, cases[side], [f"warm-{i}" for i in range(args.warmup)])
         for r in range(ROUNDS):
             # Alternate which side goes first, so neither always follows the other.
             for side in list(sides)[:: 1 if r % 2 == 0 else -1]:
                 keys = [f"job-{r}-{i}" for i in range(per_round)]
-                new[side] += timed_calls(conns[side], keys)
-                repeat[side] += timed_calls(conns[side], keys)
+                new[side] += timed_calls(conns[side], cases[side], keys)
+                repeat[side] += timed_calls(conns[side], cases[side], keys)
         for conn in conns.values():
             row = conn.execute("select count(*) from pgmq.q_enrich").fetchone()
             assert row is not None

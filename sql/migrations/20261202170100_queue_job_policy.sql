@@ -47,7 +47,9 @@ volatile
 set search_path = ''
 as $$
 declare
-    v_now timestamptz := pg_catalog.clock_timestamp();
+    -- The transaction's time: one call is one transaction, and all of a transaction's
+    -- enqueues count in one window.
+    v_now timestamptz := pg_catalog.now();
     v_start timestamptz;
     v_jobs integer;
     v_fresh boolean;
@@ -162,6 +164,8 @@ declare
     v_max integer;
     v_target text;
     v_missing text;
+    v_required jsonb;
+    v_required_seen integer := 0;
 begin
     for v_field, v_value in select e.key, e.value from pg_catalog.jsonb_each(p_job) as e loop
         v_spec := p_shape -> v_field;
@@ -190,6 +194,9 @@ begin
         end if;
         if pg_catalog.jsonb_typeof(v_value) = 'null' then
             continue;  -- an explicit null is the field left out
+        end if;
+        if (v_spec ->> 'required')::boolean then
+            v_required_seen := v_required_seen + 1;
         end if;
 
         v_type := v_spec ->> 'type';
@@ -271,12 +278,17 @@ begin
         end if;
     end loop;
 
-    select pg_catalog.string_agg(s.key, ', ' order by s.key)
-      into v_missing
-      from pg_catalog.jsonb_each(p_shape) as s
-     where (s.value ->> 'required')::boolean
-       and pg_catalog.jsonb_typeof(p_job -> s.key) is distinct from 'string'
-       and pg_catalog.jsonb_typeof(p_job -> s.key) is distinct from 'object';
+    -- Required fields: counted in the loop; named (a query) only when some are missing.
+    v_required := pg_catalog.jsonb_path_query_array(
+        p_shape, '$.keyvalue() ? (@.value.required == true).key'
+    );
+    if v_required_seen < pg_catalog.jsonb_array_length(v_required) then
+        select pg_catalog.string_agg(r, ', ' order by r)
+          into v_missing
+          from pg_catalog.jsonb_array_elements_text(v_required) as r
+         where pg_catalog.jsonb_typeof(p_job -> r) is null
+            or pg_catalog.jsonb_typeof(p_job -> r) = 'null';
+    end if;
     if v_missing is not null then
         raise exception using
             errcode = '22023',
@@ -297,14 +309,16 @@ revoke execute on function dragonfly.check_job_payload(text, jsonb, text[], text
 -- The session's provenance, as the envelope records it.
 create function dragonfly.caller_provenance()
 returns jsonb
-language sql
+language plpgsql
 stable
 set search_path = ''
 as $$
-    select pg_catalog.jsonb_build_object(
+begin
+    return pg_catalog.jsonb_build_object(
                'level', dragonfly.caller_trust_level(),
                'role', dragonfly.caller_role()
-           ) || dragonfly.caller_jwt_identity()
+           ) || dragonfly.caller_jwt_identity();
+end;
 $$;
 
 comment on function dragonfly.caller_provenance() is
@@ -417,10 +431,19 @@ declare
     v_allowed_keys constant text[] :=
         array['kind', 'idempotency_key', 'payload', 'delay_seconds', 'requested_by'];
     v_unknown text;
-    v_kind dragonfly.job_kinds%rowtype;
-    v_policy dragonfly.job_kind_policies%rowtype;
     v_provenance jsonb := dragonfly.caller_provenance();
     v_level text := v_provenance ->> 'level';
+    v_kind text;
+    v_enabled boolean;
+    v_shape jsonb;
+    v_max_bytes integer;
+    v_max_depth integer;
+    v_allowed boolean;
+    v_fields text[];
+    v_max_delay integer;
+    v_rate integer;
+    v_target_rate integer;
+    v_msg_id bigint;
     v_key text;
     v_key_max integer;
     v_job jsonb;
@@ -436,23 +459,29 @@ begin
             message = 'queue_job: payload must be a JSON object',
             hint = 'Send {"kind": ..., "idempotency_key": ..., "payload": {...}}.';
     end if;
-
-    select pg_catalog.string_agg(enforcement_private.quoted_input(k), ', ' order by k)
-      into v_unknown
-      from (select k from pg_catalog.jsonb_object_keys(payload) as k
-             where k <> all (v_allowed_keys) order by k limit 5) as s;
-    if v_unknown is not null then
+    if payload - v_allowed_keys <> '{}'::jsonb then
+        select pg_catalog.string_agg(enforcement_private.quoted_input(k), ', ' order by k)
+          into v_unknown
+          from (select k from pg_catalog.jsonb_object_keys(payload - v_allowed_keys) as k
+                 order by k limit 5) as s;
         raise exception using
             errcode = '22023',
             message = pg_catalog.format('queue_job: unknown field(s) %s', v_unknown),
             hint = 'Allowed fields: kind, idempotency_key, payload, delay_seconds, requested_by.';
     end if;
 
-    -- 2. The kind, and whether this level may enqueue it.
+    -- 2. The kind, and the policy of the caller's level for it (one lookup).
     if pg_catalog.jsonb_typeof(payload -> 'kind') = 'string' then
-        select k.* into v_kind from dragonfly.job_kinds as k where k.kind = payload ->> 'kind';
+        select k.kind, k.enabled, k.payload_fields, k.max_payload_bytes, k.max_depth,
+               p.kind is not null, p.fields, p.max_delay_seconds, p.rate_per_minute,
+               p.target_rate_per_hour
+          into v_kind, v_enabled, v_shape, v_max_bytes, v_max_depth,
+               v_allowed, v_fields, v_max_delay, v_rate, v_target_rate
+          from dragonfly.job_kinds as k
+          left join dragonfly.job_kind_policies as p on p.kind = k.kind and p.level = v_level
+         where k.kind = payload ->> 'kind';
     end if;
-    if v_kind.kind is null then
+    if v_kind is null then
         raise exception using
             errcode = '22023',
             message = pg_catalog.format(
@@ -463,39 +492,32 @@ begin
                 coalesce(pg_catalog.left((payload -> 'kind')::text, 100), 'nothing')
             );
     end if;
-    if not v_kind.enabled then
+    if not v_enabled then
         raise exception using
             errcode = 'DF101',
-            message = pg_catalog.format('queue_job: job kind %s is disabled', v_kind.kind),
+            message = pg_catalog.format('queue_job: job kind %s is disabled', v_kind),
             hint = 'A disabled kind takes no new jobs (dragonfly.job_kinds.enabled is false).';
     end if;
-    select p.* into v_policy
-      from dragonfly.job_kind_policies as p
-     where p.kind = v_kind.kind and p.level = v_level;
-    if v_policy.kind is null or (v_level = 'public' and v_kind.payload_fields is null) then
+    if not v_allowed or (v_level = 'public' and v_shape is null) then
         raise exception using
             errcode = '42501',
-            message = pg_catalog.format('queue_job: %s callers may not enqueue %s jobs', v_level, v_kind.kind);
+            message = pg_catalog.format('queue_job: %s callers may not enqueue %s jobs', v_level, v_kind);
     end if;
 
     -- 3. Size and nesting, before any field is looked at.
     v_size := pg_catalog.octet_length(payload::text);
-    if v_size > v_kind.max_payload_bytes then
+    if v_size > v_max_bytes then
         raise exception using
             errcode = '54000',
             message = pg_catalog.format(
-                'queue_job: %s jobs may be at most %s bytes of JSON (got %s)',
-                v_kind.kind, v_kind.max_payload_bytes, v_size
+                'queue_job: %s jobs may be at most %s bytes of JSON (got %s)', v_kind, v_max_bytes, v_size
             );
     end if;
-    if pg_catalog.jsonb_path_exists(
-           payload, ('strict $.**{' || (v_kind.max_depth + 1) || '}')::jsonpath
-       ) then
+    if pg_catalog.jsonb_path_exists(payload, ('strict $.**{' || (v_max_depth + 1) || '}')::jsonpath) then
         raise exception using
             errcode = '54000',
             message = pg_catalog.format(
-                'queue_job: %s jobs may nest objects and arrays at most %s deep',
-                v_kind.kind, v_kind.max_depth
+                'queue_job: %s jobs may nest objects and arrays at most %s deep', v_kind, v_max_depth
             );
     end if;
 
@@ -529,7 +551,7 @@ begin
             );
     end if;
 
-    -- 4. The delay.
+    -- 4. The delay, and who asked.
     if pg_catalog.jsonb_typeof(payload -> 'delay_seconds') is null
        or pg_catalog.jsonb_typeof(payload -> 'delay_seconds') = 'null' then
         v_delay := 0;
@@ -537,17 +559,16 @@ begin
         raise exception using
             errcode = '22023',
             message = pg_catalog.format(
-                'queue_job: delay_seconds must be an integer between 0 and %s', v_policy.max_delay_seconds
+                'queue_job: delay_seconds must be an integer between 0 and %s', v_max_delay
             );
     else
         v_delay := (payload ->> 'delay_seconds')::numeric;
-        if v_delay <> pg_catalog.trunc(v_delay) or v_delay < 0 or v_delay > v_policy.max_delay_seconds then
+        if v_delay <> pg_catalog.trunc(v_delay) or v_delay < 0 or v_delay > v_max_delay then
             raise exception using
                 errcode = '22023',
                 message = pg_catalog.format(
                     'queue_job: delay_seconds must be an integer between 0 and %s for %s callers (got %s)',
-                    v_policy.max_delay_seconds, v_level,
-                    pg_catalog.left(payload ->> 'delay_seconds', 40)
+                    v_max_delay, v_level, pg_catalog.left(payload ->> 'delay_seconds', 40)
                 );
         end if;
     end if;
@@ -563,16 +584,9 @@ begin
     else
         v_requested_by := nullif(pg_catalog.btrim(payload ->> 'requested_by'), '');
     end if;
-    v_requested_by := dragonfly.audit_actor(v_requested_by);
 
-    -- 5. The payload against the kind's shape and this level's fields.
-    if v_kind.payload_fields is not null then
-        v_target := dragonfly.check_job_payload(
-            v_kind.kind, v_kind.payload_fields, v_policy.fields, v_level, v_job
-        );
-    end if;
-
-    -- 6. The key's namespace.
+    -- 5. The key's namespace; and a repeat of a key gets its first answer, whatever the
+    --    payload (as it always has: the first call was checked). No lock, no write.
     if v_level = 'public' then
         v_key := 'public:'
             || pg_catalog.left(
@@ -585,15 +599,29 @@ begin
             errcode = '22023',
             message = 'queue_job: idempotency keys starting with "public:" are reserved for public callers';
     end if;
+    select j.msg_id into v_msg_id
+      from dragonfly.enqueued_jobs as j
+     where j.kind = v_kind and j.idempotency_key = v_key;
+    if v_msg_id > 0 then
+        return v_msg_id;
+    end if;
+
+    -- 6. A new key: the payload against the kind's shape and this level's fields.
+    if v_shape is not null then
+        v_target := dragonfly.check_job_payload(v_kind, v_shape, v_fields, v_level, v_job);
+    end if;
+    -- Who asked, as an audit field records it; nobody named stays null (the provenance
+    -- records the session either way).
+    if v_requested_by is not null then
+        v_requested_by := dragonfly.audit_actor(v_requested_by);
+    end if;
 
     -- 7. Claim, count and send.
     return dragonfly.send_job(
-        v_kind.kind, v_key, v_job, v_delay::integer, v_requested_by, v_provenance,
-        case when v_policy.rate_per_minute is not null or v_policy.target_rate_per_hour is not null then
+        v_kind, v_key, v_job, v_delay::integer, v_requested_by, v_provenance,
+        case when v_rate is not null or v_target_rate is not null then
             pg_catalog.jsonb_build_object(
-                'rate_per_minute', v_policy.rate_per_minute,
-                'target_rate_per_hour', v_policy.target_rate_per_hour,
-                'target', v_target
+                'rate_per_minute', v_rate, 'target_rate_per_hour', v_target_rate, 'target', v_target
             )
         end
     );

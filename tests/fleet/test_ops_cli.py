@@ -12,6 +12,7 @@ import psycopg
 import pytest
 
 from tests.harness import run_cli
+from tests.sql.job_payloads import valid_jobs
 from workers.job_kinds import KINDS
 
 Conn = psycopg.Connection[Any]
@@ -301,7 +302,9 @@ def has_queue_job(conn: Conn) -> bool:
 def test_enqueue_calls_queue_job_and_deduplicates(conn: Conn, fresh_db_url: str) -> None:
     if not has_queue_job(conn):
         pytest.skip("public.queue_job(jsonb) is not in the migrations yet")
-    args = ("enqueue", "enrich", "--payload", '{"case_id": 7}', "--key", "case-7", "--by", "ops")
+    case_id = valid_jobs(conn)["enrich"]["case_id"]
+    payload = json.dumps({"case_id": case_id})
+    args = ("enqueue", "enrich", "--payload", payload, "--key", "case-7", "--by", "ops")
     first = cli(fresh_db_url, *args)
     assert first.returncode == 0, first.stderr
     second = cli(fresh_db_url, *args)
@@ -313,9 +316,14 @@ def test_enqueue_calls_queue_job_and_deduplicates(conn: Conn, fresh_db_url: str)
     assert (message["kind"], message["idempotency_key"], message["payload"]) == (
         "enrich",
         "case-7",
-        {"case_id": 7},
+        {"case_id": case_id},
     )
     assert message["requested_by"] == "ops"
+
+    # A malformed job is refused at the door, not dead-lettered later.
+    malformed = cli(fresh_db_url, "enqueue", "enrich", "--payload", "{}", "--key", "k")
+    assert malformed.returncode == 2
+    assert malformed.stderr == "dragonfly: queue_job: enrich jobs need payload.case_id\n"
 
     unknown = cli(fresh_db_url, "enqueue", "nosuchkind", "--payload", "{}", "--key", "k")
     assert unknown.returncode == 2

@@ -18,12 +18,12 @@ from tests.kinds.enforce_copilot_support import (
     call_rpc,
     completed,
     dead_letter,
-    enqueue,
     queue_empty,
     resend,
     worker_process,
 )
 from tests.kinds.enrich_outreach_support import make_case, open_enforcement_case, wait_for
+from tests.kinds.unchecked import send_unchecked
 from tests.sql.enforcement_seed import act_as
 from workers.case_copilot.backends import PROMPT_VERSION
 from workers.case_copilot.models import Brief
@@ -198,7 +198,7 @@ def test_a_bad_payload_is_dead_lettered(
     fresh_db_url: str, conn: Conn, payload: dict[str, Any], expected: str
 ) -> None:
     with worker_process("case_copilot", fresh_db_url):
-        msg_id = enqueue(conn, "case_copilot", f"bad-{uuid.uuid4()}", payload)
+        msg_id = send_unchecked(conn, "case_copilot", f"bad-{uuid.uuid4()}", payload)
         reason, error = wait_for(
             lambda: dead_letter(conn, "case_copilot", msg_id), what="the dead letter"
         )

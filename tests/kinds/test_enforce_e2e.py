@@ -25,6 +25,7 @@ from tests.kinds.enforce_copilot_support import (
     worker_process,
 )
 from tests.kinds.enrich_outreach_support import make_case, open_enforcement_case, wait_for
+from tests.kinds.unchecked import send_unchecked
 from workers.enforce.sweep import SlaSweepTask, sla_key
 from workers.scheduler.base import TaskContext
 
@@ -99,7 +100,7 @@ def test_a_bad_payload_is_dead_lettered_with_the_reason(
     fresh_db_url: str, conn: Conn, payload: dict[str, Any], expected: str
 ) -> None:
     with worker_process("enforce", fresh_db_url):
-        msg_id = enqueue(conn, "enforce", f"bad-{uuid.uuid4()}", payload)
+        msg_id = send_unchecked(conn, "enforce", f"bad-{uuid.uuid4()}", payload)
         reason, error = wait_for(
             lambda: dead_letter(conn, "enforce", msg_id), what="the dead letter"
         )
@@ -110,7 +111,7 @@ def test_a_bad_payload_is_dead_lettered_with_the_reason(
 def test_an_unknown_case_is_dead_lettered_as_permanent(fresh_db_url: str, conn: Conn) -> None:
     missing = uuid.uuid4()
     with worker_process("enforce", fresh_db_url):
-        msg_id = enqueue(conn, "enforce", f"gone-{missing}", {"case_id": str(missing)})
+        msg_id = send_unchecked(conn, "enforce", f"gone-{missing}", {"case_id": str(missing)})
         reason, error = wait_for(
             lambda: dead_letter(conn, "enforce", msg_id), what="the dead letter"
         )

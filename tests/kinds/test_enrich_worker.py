@@ -23,6 +23,7 @@ from tests.kinds.enrich_outreach_support import (
     open_enforcement_case,
     wait_for,
 )
+from tests.kinds.unchecked import send_unchecked
 from tests.runtime.support import WorkerProcess
 from workers.enrich.handler import plan_key
 
@@ -160,14 +161,17 @@ def test_bad_payloads_are_dead_lettered_with_a_clear_reason(
     conn: Conn, start_worker: Callable[..., WorkerProcess]
 ) -> None:
     start_worker()
-    not_a_uuid = _enqueue(conn, "bad-1", {"case_id": "not-a-uuid"})
-    extra_field = _enqueue(conn, "bad-2", {"case_id": str(uuid.uuid4()), "colour": "red"})
-    bad_bundle = _enqueue(
+    not_a_uuid = send_unchecked(conn, "enrich", "bad-1", {"case_id": "not-a-uuid"})
+    extra_field = send_unchecked(
+        conn, "enrich", "bad-2", {"case_id": str(uuid.uuid4()), "colour": "red"}
+    )
+    bad_bundle = send_unchecked(
         conn,
+        "enrich",
         "bad-3",
         {"case_id": str(uuid.uuid4()), "bundle": {"contacts": [{"contact_type": "fax"}]}},
     )
-    unknown_case = _enqueue(conn, "bad-4", {"case_id": str(uuid.uuid4())})
+    unknown_case = send_unchecked(conn, "enrich", "bad-4", {"case_id": str(uuid.uuid4())})
 
     reason, error = wait_for(lambda: _dead_letter(conn, not_a_uuid), what="dead letter 1")
     assert reason == "malformed"

@@ -15,6 +15,7 @@ import pytest
 from psycopg.types.json import Jsonb
 
 from tests.kinds.enrich_outreach_support import make_plaintiff, quiet_zone, smtp_server, wait_for
+from tests.kinds.unchecked import send_unchecked
 from tests.runtime.support import WorkerProcess
 
 pytestmark = pytest.mark.slow
@@ -187,8 +188,10 @@ def test_quiet_hours_defer_the_job_to_the_morning(
 def test_bad_payloads_are_dead_lettered_with_a_clear_reason(
     conn: Conn, worker: WorkerProcess
 ) -> None:
-    no_reason = _enqueue(conn, "bad-1", {"plaintiff_id": str(uuid.uuid4())})
-    unknown = _enqueue(conn, "bad-2", {"plaintiff_id": str(uuid.uuid4()), "reason": "x"})
+    no_reason = send_unchecked(conn, "outreach", "bad-1", {"plaintiff_id": str(uuid.uuid4())})
+    unknown = send_unchecked(
+        conn, "outreach", "bad-2", {"plaintiff_id": str(uuid.uuid4()), "reason": "x"}
+    )
 
     def dead(msg_id: int) -> tuple[str, str] | None:
         row = conn.execute(

@@ -18,6 +18,7 @@ import pytest
 from psycopg import errors
 from psycopg.types.json import Jsonb
 
+from tests.sql.job_payloads import valid_jobs
 from workers.job_kinds import KINDS
 
 Conn = psycopg.Connection[Any]
@@ -61,17 +62,25 @@ def as_role(conn: Conn, role: str) -> Iterator[None]:
     conn.execute("reset role")
 
 
+@pytest.fixture
+def jobs(db: Conn) -> dict[str, dict[str, Any]]:
+    """A valid payload per kind (queue_job checks each kind's shape at the door)."""
+    return valid_jobs(db)
+
+
 # --- queue_job: happy path and dedupe -------------------------------------------------
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_queue_job_sends_the_envelope_to_the_kinds_queue(db: Conn, kind: str) -> None:
+def test_queue_job_sends_the_envelope_to_the_kinds_queue(
+    db: Conn, jobs: dict[str, dict[str, Any]], kind: str
+) -> None:
     msg_id = queue_job(
         db,
         {
             "kind": kind,
             "idempotency_key": f"k-{kind}",
-            "payload": {"case_id": "c1", "n": 2},
+            "payload": jobs[kind],
             "requested_by": "ops@example.com",
         },
     )
@@ -80,11 +89,25 @@ def test_queue_job_sends_the_envelope_to_the_kinds_queue(db: Conn, kind: str) ->
     )
     message, visible = row.fetchone() or (None, None)
     assert visible is True
-    assert set(message) == {"kind", "idempotency_key", "payload", "requested_by", "enqueued_at"}
+    assert set(message) == {
+        "kind",
+        "idempotency_key",
+        "payload",
+        "requested_by",
+        "provenance",
+        "enqueued_at",
+    }
     assert message["kind"] == kind
     assert message["idempotency_key"] == f"k-{kind}"
-    assert message["payload"] == {"case_id": "c1", "n": 2}
+    assert message["payload"] == jobs[kind]
     assert message["requested_by"] == "ops@example.com"
+    # The test's superuser is internal: it may name the person it acts for.
+    assert message["provenance"] == {
+        "level": "internal",
+        "role": db.info.user,
+        "sub": None,
+        "email": None,
+    }
     assert message["enqueued_at"].endswith("Z")
     record = db.execute(
         "select msg_id, enqueued_by from dragonfly.enqueued_jobs"
@@ -95,24 +118,32 @@ def test_queue_job_sends_the_envelope_to_the_kinds_queue(db: Conn, kind: str) ->
 
 
 def test_queue_job_defaults_payload_and_requested_by(db: Conn) -> None:
-    msg_id = queue_job(db, {"kind": "enrich", "idempotency_key": "defaults"})
-    row = db.execute("select message from pgmq.q_enrich where msg_id = %s", (msg_id,)).fetchone()
+    # A kind registered without a payload shape takes a job with no payload at all.
+    db.execute("select dragonfly.register_job_kind('shapeless', 'A kind without a shape.')")
+    msg_id = queue_job(db, {"kind": "shapeless", "idempotency_key": "defaults"})
+    row = db.execute("select message from pgmq.q_shapeless where msg_id = %s", (msg_id,)).fetchone()
     assert row is not None
     assert row[0]["payload"] == {}
     assert row[0]["requested_by"] is None
 
 
-def test_same_kind_and_key_returns_the_first_message_and_sends_nothing(db: Conn) -> None:
+def test_same_kind_and_key_returns_the_first_message_and_sends_nothing(
+    db: Conn, jobs: dict[str, dict[str, Any]]
+) -> None:
     before = queue_length(db, "outreach")
-    first = queue_job(db, {"kind": "outreach", "idempotency_key": "dup", "payload": {"a": 1}})
-    again = queue_job(db, {"kind": "outreach", "idempotency_key": "dup", "payload": {"a": 2}})
+    one = jobs["outreach"]
+    other = {**one, "reason": "reactivation"}
+    first = queue_job(db, {"kind": "outreach", "idempotency_key": "dup", "payload": one})
+    again = queue_job(db, {"kind": "outreach", "idempotency_key": "dup", "payload": other})
     assert again == first
     assert queue_length(db, "outreach") == before + 1
 
 
-def test_same_key_for_another_kind_is_another_job(db: Conn) -> None:
-    a = queue_job(db, {"kind": "enrich", "idempotency_key": "shared"})
-    b = queue_job(db, {"kind": "enforce", "idempotency_key": "shared"})
+def test_same_key_for_another_kind_is_another_job(
+    db: Conn, jobs: dict[str, dict[str, Any]]
+) -> None:
+    a = queue_job(db, {"kind": "enrich", "idempotency_key": "shared", "payload": jobs["enrich"]})
+    b = queue_job(db, {"kind": "enforce", "idempotency_key": "shared", "payload": jobs["enforce"]})
     assert queue_length(db, "enrich") >= 1
     assert queue_length(db, "enforce") >= 1
     assert db.execute(
@@ -122,8 +153,16 @@ def test_same_key_for_another_kind_is_another_job(db: Conn) -> None:
     assert b > 0
 
 
-def test_delay_seconds_hides_the_message(db: Conn) -> None:
-    msg_id = queue_job(db, {"kind": "enforce", "idempotency_key": "later", "delay_seconds": 3600})
+def test_delay_seconds_hides_the_message(db: Conn, jobs: dict[str, dict[str, Any]]) -> None:
+    msg_id = queue_job(
+        db,
+        {
+            "kind": "enforce",
+            "idempotency_key": "later",
+            "delay_seconds": 3600,
+            "payload": jobs["enforce"],
+        },
+    )
     row = db.execute(
         "select vt - now() from pgmq.q_enforce where msg_id = %s", (msg_id,)
     ).fetchone()
@@ -174,19 +213,25 @@ def test_queue_job_refuses_invalid_input_before_writing(db: Conn, payload: Any, 
     assert sum(queue_length(db, k) for k in KINDS) == queued_before
 
 
-def test_delay_bounds_are_accepted(db: Conn) -> None:
-    queue_job(db, {"kind": "enrich", "idempotency_key": "d0", "delay_seconds": 0})
-    queue_job(db, {"kind": "enrich", "idempotency_key": "d1", "delay_seconds": 86400})
-    queue_job(db, {"kind": "enrich", "idempotency_key": "d2", "delay_seconds": None})
+def test_delay_bounds_are_accepted(db: Conn, jobs: dict[str, dict[str, Any]]) -> None:
+    job = jobs["enrich"]
+    queue_job(db, {"kind": "enrich", "idempotency_key": "d0", "delay_seconds": 0, "payload": job})
+    queue_job(
+        db, {"kind": "enrich", "idempotency_key": "d1", "delay_seconds": 86400, "payload": job}
+    )
+    queue_job(
+        db, {"kind": "enrich", "idempotency_key": "d2", "delay_seconds": None, "payload": job}
+    )
 
 
 # --- rights ----------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("role", ["anon", "authenticated", "service_role"])
-def test_postgrest_roles_may_enqueue(db: Conn, role: str) -> None:
+def test_postgrest_roles_may_enqueue(db: Conn, jobs: dict[str, dict[str, Any]], role: str) -> None:
+    job = {"kind": "case_copilot", "idempotency_key": f"r-{role}", "payload": jobs["case_copilot"]}
     with as_role(db, role):
-        msg_id = queue_job(db, {"kind": "case_copilot", "idempotency_key": f"r-{role}"})
+        msg_id = queue_job(db, job)
     assert msg_id > 0
 
 
@@ -248,13 +293,17 @@ def test_wrappers_refuse_postgrest_roles(db: Conn, role: str) -> None:
             db.execute(call)
 
 
-def test_the_fleet_role_needs_no_rights_on_pgmq_itself(db: Conn) -> None:
+def test_the_fleet_role_needs_no_rights_on_pgmq_itself(
+    db: Conn, jobs: dict[str, dict[str, Any]]
+) -> None:
     row = db.execute(
         "select has_schema_privilege('dragonfly_worker', 'pgmq', 'usage'),"
         " has_table_privilege('dragonfly_worker', 'pgmq.q_enrich', 'delete')"
     ).fetchone()
     assert row == (False, False)
-    msg_id = queue_job(db, {"kind": "enrich", "idempotency_key": "fleet"})
+    msg_id = queue_job(
+        db, {"kind": "enrich", "idempotency_key": "fleet", "payload": jobs["enrich"]}
+    )
     db.execute("set local role dragonfly_worker")
     read = db.execute("select msg_id, message from public.pgmq_read('enrich', 30, 100)").fetchall()
     assert msg_id in [r[0] for r in read]
@@ -265,8 +314,12 @@ def test_the_fleet_role_needs_no_rights_on_pgmq_itself(db: Conn) -> None:
 # --- wrappers ----------------------------------------------------------------------------
 
 
-def test_read_hides_then_set_vt_reveals_then_delete_acknowledges(db: Conn) -> None:
-    msg_id = queue_job(db, {"kind": "outreach", "idempotency_key": "cycle"})
+def test_read_hides_then_set_vt_reveals_then_delete_acknowledges(
+    db: Conn, jobs: dict[str, dict[str, Any]]
+) -> None:
+    msg_id = queue_job(
+        db, {"kind": "outreach", "idempotency_key": "cycle", "payload": jobs["outreach"]}
+    )
     first = db.execute(
         "select msg_id, read_ct, message from public.pgmq_read('outreach', 60, 10)"
     ).fetchall()
@@ -287,8 +340,10 @@ def test_read_hides_then_set_vt_reveals_then_delete_acknowledges(db: Conn) -> No
     )
 
 
-def test_archive_moves_the_message(db: Conn) -> None:
-    msg_id = queue_job(db, {"kind": "enforce", "idempotency_key": "arch"})
+def test_archive_moves_the_message(db: Conn, jobs: dict[str, dict[str, Any]]) -> None:
+    msg_id = queue_job(
+        db, {"kind": "enforce", "idempotency_key": "arch", "payload": jobs["enforce"]}
+    )
     assert db.execute("select public.pgmq_archive('enforce', %s)", (msg_id,)).fetchone() == (True,)
     assert db.execute(
         "select count(*) from pgmq.a_enforce where msg_id = %s", (msg_id,)
@@ -299,8 +354,10 @@ def test_archive_moves_the_message(db: Conn) -> None:
     assert db.execute("select public.pgmq_archive('enforce', %s)", (msg_id,)).fetchone() == (False,)
 
 
-def test_metrics_for_one_queue_and_for_all(db: Conn) -> None:
-    queue_job(db, {"kind": "case_copilot", "idempotency_key": "m1"})
+def test_metrics_for_one_queue_and_for_all(db: Conn, jobs: dict[str, dict[str, Any]]) -> None:
+    queue_job(
+        db, {"kind": "case_copilot", "idempotency_key": "m1", "payload": jobs["case_copilot"]}
+    )
     one = db.execute(
         "select queue, queue_length from public.pgmq_metrics('case_copilot')"
     ).fetchall()
@@ -340,11 +397,13 @@ def test_wrappers_refuse_bad_arguments(db: Conn, call: str, field: str) -> None:
 
 def test_a_rolled_back_enqueue_leaves_nothing(fresh_db_url: str) -> None:
     with psycopg.connect(fresh_db_url) as conn:
-        queue_job(conn, {"kind": "enrich", "idempotency_key": "rb"})
+        job = {"kind": "enrich", "idempotency_key": "rb", "payload": valid_jobs(conn)["enrich"]}
+        conn.commit()
+        queue_job(conn, job)
         conn.rollback()
         assert enqueued_count(conn) == 0
         assert queue_length(conn, "enrich") == 0
-        msg_id = queue_job(conn, {"kind": "enrich", "idempotency_key": "rb"})
+        msg_id = queue_job(conn, job)
         conn.commit()
         assert queue_length(conn, "enrich") == 1
         assert conn.execute(
@@ -367,7 +426,12 @@ def _wait_until_blocked(observer: Conn, pid: int, deadline_s: float = 10.0) -> N
 def test_a_waiter_enqueues_its_own_job_when_the_first_enqueue_rolls_back(
     fresh_db_url: str,
 ) -> None:
-    payload = {"kind": "enforce", "idempotency_key": "race"}
+    with psycopg.connect(fresh_db_url, autocommit=True) as seeder:
+        payload = {
+            "kind": "enforce",
+            "idempotency_key": "race",
+            "payload": valid_jobs(seeder)["enforce"],
+        }
     with (
         psycopg.connect(fresh_db_url) as holder,
         psycopg.connect(fresh_db_url) as waiter,
@@ -392,7 +456,9 @@ def test_a_waiter_enqueues_its_own_job_when_the_first_enqueue_rolls_back(
 def test_concurrent_calls_with_one_key_send_one_message(fresh_db_url: str) -> None:
     """100 calls from 20 connections, released together: one message, one id for all."""
     connections, calls_each = 20, 5
-    payload = {"kind": "enrich", "idempotency_key": "same-key", "payload": {"n": 1}}
+    with psycopg.connect(fresh_db_url, autocommit=True) as seeder:
+        job = valid_jobs(seeder)["enrich"]
+    payload = {"kind": "enrich", "idempotency_key": "same-key", "payload": job}
     barrier = threading.Barrier(connections)
 
     def worker() -> list[int]:
