@@ -22,10 +22,16 @@ from workers.outreach.mailer import Mailer, MailRejected, MailTemporarilyFailed,
 from workers.outreach.payload import OutreachPayload
 from workers.outreach.quiet_hours import QuietHours
 from workers.runtime import PermanentError, TransientError
+from workers.runtime.envelope import TrustLevel
 from workers.runtime.errors import classify
 
 Conn = psycopg.Connection[Any]
-CONFIG = OutreachConfig(QuietHours(time(20, 0), time(9, 0)), "outreach@dragonfly.test")
+CONFIG = OutreachConfig(
+    QuietHours(time(20, 0), time(9, 0)),
+    "outreach@dragonfly.test",
+    max_emails_per_week=2,
+    max_calls_per_week=3,
+)
 
 
 def _mailer(port: int) -> SmtpMailer:
@@ -40,10 +46,18 @@ def run(
     mailer: Mailer | None,
     config: OutreachConfig,
     now: datetime,
+    level: TrustLevel = "internal",
 ) -> OutreachResult:
-    """One attempt as the runtime runs it: the outside phase, then the record."""
+    """One attempt as the runtime runs it: the outside phase, then the record (a job of
+    the fleet's unless ``level`` says otherwise)."""
     emailed = send_email(
-        db, payload, idempotency_key=idempotency_key, mailer=mailer, config=config, now=now
+        db,
+        payload,
+        idempotency_key=idempotency_key,
+        mailer=mailer,
+        config=config,
+        now=now,
+        level=level,
     )
     return record(
         db,
@@ -53,6 +67,7 @@ def run(
         email_enabled=mailer is not None,
         config=config,
         now=now,
+        level=level,
     )
 
 
@@ -293,7 +308,7 @@ def test_an_intent_left_sending_is_recorded_unknown_and_nothing_is_sent(db: Conn
     now = datetime.now(UTC)
     # An earlier attempt committed its intent and died during the send.
     db.execute(
-        "select public.begin_outreach_email('o-x', 'o-x', %s, 'jane@creditor.test', '<m@x>')",
+        "select public.begin_outreach_email('o-x', 'o-x', %s, 'jane@creditor.test', '<m@x>', 2)",
         (pid,),
     )
     with smtp_server() as smtp:
