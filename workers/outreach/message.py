@@ -15,12 +15,13 @@ import re
 from email.message import EmailMessage
 from email.utils import formataddr
 
-CAMPAIGN_TOKEN_MAX = 64
-"""Longest ``X-Dragonfly-Campaign`` value; public.outreach_campaigns names fit in it."""
+CAMPAIGN_TOKEN_MAX = 56
+"""Longest ``X-Dragonfly-Campaign`` value: with the header's name, one line of 78
+characters, which mail software never folds."""
 
-# The shape of a public.outreach_campaigns name (its check constraint): such a name is
-# its own token.
-_CAMPAIGN_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+# The shape of a public.outreach_campaigns name (its check constraint, here bounded by
+# CAMPAIGN_TOKEN_MAX): such a name is its own token.
+_CAMPAIGN_NAME = re.compile(rf"[a-z0-9][a-z0-9._-]{{0,{CAMPAIGN_TOKEN_MAX - 1}}}")
 _NOT_TOKEN = re.compile(r"[^a-z0-9._-]+")
 
 _SUBJECTS = {
@@ -38,12 +39,13 @@ def message_id(outreach_key: str, from_address: str) -> str:
 
 def campaign_token(campaign: str | None) -> str | None:
     """The ``X-Dragonfly-Campaign`` value of a campaign: printable ASCII from
-    ``[a-z0-9._-]``, at most 64 characters, so no caller text can shape a header.
+    ``[a-z0-9._-]``, at most 56 characters, so no caller text can shape a header.
 
-    A name shaped like a public.outreach_campaigns name is kept as it is. Anything else
-    (a campaign of the fleet's or an operator's that is not in the table) is lowercased,
-    every run of other characters becomes ``-``, and a hash of the original is appended,
-    so that two different campaigns do not share a token. None without a campaign.
+    A name shaped like a public.outreach_campaigns name, of at most 56 characters, is
+    kept as it is. Anything else (a campaign of the fleet's or an operator's that is not
+    in the table, a longer name) is lowercased, every run of other characters becomes
+    ``-``, and a hash of the original is appended, so that two different campaigns do not
+    share a token. None without a campaign.
     """
     if not campaign:
         return None
