@@ -328,6 +328,20 @@ class Settings(BaseSettings):
         pattern=r"^([01]\d|2[0-3]):[0-5]\d$",
         description="Local time (HH:MM, plaintiff's zone) at which outreach may resume.",
     )
+    outreach_max_emails_per_week: int = Field(
+        default=2,
+        ge=0,
+        le=50,
+        description="Most outreach emails one plaintiff gets in any 7 days, whatever the jobs"
+        " and their keys; a job over it is recorded capped. 0: no outreach email.",
+    )
+    outreach_max_calls_per_week: int = Field(
+        default=3,
+        ge=0,
+        le=50,
+        description="Most outreach call tasks opened for one plaintiff in any 7 days; a job"
+        " over it is recorded capped. 0: no outreach call task.",
+    )
 
     @field_validator("enrich_vendor_url")
     @classmethod

@@ -1,5 +1,6 @@
 """Shared helpers of the enrich and outreach tests: a small book of test data, loopback
-servers (an enrichment vendor on http.server, an SMTP server on aiosmtpd) and polling."""
+servers (an enrichment vendor on http.server, an SMTP server on aiosmtpd), polling, and
+one outreach attempt run through the handler's two phases."""
 
 from __future__ import annotations
 
@@ -11,11 +12,18 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from datetime import time as clock
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import psycopg
+
+from workers.outreach.handler import OutreachConfig, OutreachResult, record, send_email
+from workers.outreach.mailer import Mailer, SmtpMailer
+from workers.outreach.payload import OutreachPayload
+from workers.outreach.quiet_hours import QuietHours
+from workers.runtime.envelope import TrustLevel
 
 T = TypeVar("T")
 
@@ -257,3 +265,55 @@ def smtp_server(on_message: Callable[[Any], None] | None = None) -> Iterator[Any
         yield handler
     finally:
         controller.stop()
+
+
+# --- one outreach attempt -------------------------------------------------------------------
+
+
+def outreach_config(*, emails: int = 2, calls: int = 3) -> OutreachConfig:
+    """Default quiet hours (20:00-09:00), a From address, a weekly cap of ``emails`` emails
+    and ``calls`` call tasks."""
+    return OutreachConfig(
+        QuietHours(clock(20, 0), clock(9, 0)),
+        "outreach@dragonfly.test",
+        max_emails_per_week=emails,
+        max_calls_per_week=calls,
+    )
+
+
+def smtp_mailer(port: int) -> SmtpMailer:
+    """The real SMTP adapter, sending to the loopback server on ``port``."""
+    return SmtpMailer("127.0.0.1", port, starttls=False, username=None, password=None, timeout=5)
+
+
+def run_outreach(
+    db: psycopg.Connection[Any],
+    payload: OutreachPayload,
+    *,
+    idempotency_key: str,
+    mailer: Mailer | None,
+    config: OutreachConfig,
+    now: datetime,
+    level: TrustLevel = "internal",
+) -> OutreachResult:
+    """One attempt as the runtime runs it: the outside phase, then the record (a job of
+    the fleet's unless ``level`` says otherwise)."""
+    emailed = send_email(
+        db,
+        payload,
+        idempotency_key=idempotency_key,
+        mailer=mailer,
+        config=config,
+        now=now,
+        level=level,
+    )
+    return record(
+        db,
+        payload,
+        idempotency_key=idempotency_key,
+        emailed=emailed,
+        email_enabled=mailer is not None,
+        config=config,
+        now=now,
+        level=level,
+    )

@@ -4,56 +4,28 @@ loopback SMTP server."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
 import pytest
 
-from tests.kinds.enrich_outreach_support import make_plaintiff, quiet_zone, smtp_server
-from workers.outreach.handler import (
-    OutreachConfig,
-    OutreachResult,
-    continuation_key,
-    record,
-    send_email,
+from tests.kinds.enrich_outreach_support import (
+    make_plaintiff,
+    outreach_config,
+    quiet_zone,
+    smtp_server,
 )
-from workers.outreach.mailer import Mailer, MailRejected, MailTemporarilyFailed, SmtpMailer
+from tests.kinds.enrich_outreach_support import run_outreach as run
+from tests.kinds.enrich_outreach_support import smtp_mailer as _mailer
+from workers.outreach.handler import continuation_key, send_email
+from workers.outreach.mailer import MailRejected, MailTemporarilyFailed
 from workers.outreach.payload import OutreachPayload
-from workers.outreach.quiet_hours import QuietHours
 from workers.runtime import PermanentError, TransientError
 from workers.runtime.errors import classify
 
 Conn = psycopg.Connection[Any]
-CONFIG = OutreachConfig(QuietHours(time(20, 0), time(9, 0)), "outreach@dragonfly.test")
-
-
-def _mailer(port: int) -> SmtpMailer:
-    return SmtpMailer("127.0.0.1", port, starttls=False, username=None, password=None, timeout=5)
-
-
-def run(
-    db: Conn,
-    payload: OutreachPayload,
-    *,
-    idempotency_key: str,
-    mailer: Mailer | None,
-    config: OutreachConfig,
-    now: datetime,
-) -> OutreachResult:
-    """One attempt as the runtime runs it: the outside phase, then the record."""
-    emailed = send_email(
-        db, payload, idempotency_key=idempotency_key, mailer=mailer, config=config, now=now
-    )
-    return record(
-        db,
-        payload,
-        idempotency_key=idempotency_key,
-        emailed=emailed,
-        email_enabled=mailer is not None,
-        config=config,
-        now=now,
-    )
+CONFIG = outreach_config()
 
 
 def _attempts(db: Conn, plaintiff_id: uuid.UUID) -> list[tuple[Any, ...]]:
@@ -293,7 +265,7 @@ def test_an_intent_left_sending_is_recorded_unknown_and_nothing_is_sent(db: Conn
     now = datetime.now(UTC)
     # An earlier attempt committed its intent and died during the send.
     db.execute(
-        "select public.begin_outreach_email('o-x', 'o-x', %s, 'jane@creditor.test', '<m@x>')",
+        "select public.begin_outreach_email('o-x', 'o-x', %s, 'jane@creditor.test', '<m@x>', 2)",
         (pid,),
     )
     with smtp_server() as smtp:

@@ -167,7 +167,7 @@ def test_rights_and_row_level_security(db: Conn) -> None:
 
 def _intend(db: Conn, plaintiff_id: uuid.UUID, key: str, outreach_key: str | None = None) -> Any:
     row = db.execute(
-        "select public.begin_outreach_email(%s, %s, %s, 'a@b.test', %s, 'test')",
+        "select public.begin_outreach_email(%s, %s, %s, 'a@b.test', %s, 10, 'test')",
         (key, outreach_key or key, plaintiff_id, f"<{key}@b>"),
     ).fetchone()
     assert row is not None
@@ -194,10 +194,10 @@ def test_begin_outreach_email_refuses_a_blocked_plaintiff_and_bad_arguments(db: 
     assert _intend(db, pid, "b1") == {"state": "blocked", "status": "do_not_call"}
     assert db.execute("select count(*) from public.outreach_emails").fetchone() == (0,)
     with pytest.raises(psycopg.errors.InvalidParameterValue, match="p_email_to"), db.transaction():
-        db.execute("select public.begin_outreach_email('k', 'k', %s, ' ', '<m>')", (pid,))
+        db.execute("select public.begin_outreach_email('k', 'k', %s, ' ', '<m>', 1)", (pid,))
     with pytest.raises(psycopg.errors.NoDataFound), db.transaction():
         db.execute(
-            "select public.begin_outreach_email('k', 'k', %s, 'a@b', '<m>')", (uuid.uuid4(),)
+            "select public.begin_outreach_email('k', 'k', %s, 'a@b', '<m>', 1)", (uuid.uuid4(),)
         )
 
 

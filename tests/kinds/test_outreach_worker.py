@@ -1,10 +1,14 @@
 """outreach end to end: queue_job -> a real `dragonfly worker outreach` process -> a loopback
 SMTP server and the database. The SMTP server receives exactly one email, also when the job
 is delivered twice; a do_not_call plaintiff gets nothing; quiet hours defer the job; bad
-payloads are dead-lettered with a clear reason."""
+payloads are dead-lettered with a clear reason; twenty jobs for one plaintiff get the week's
+cap of emails (or call tasks), also from two workers at once; a campaign from a job of public
+provenance is a known one, or the job is dead-lettered as forbidden."""
 
 from __future__ import annotations
 
+import re
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +19,6 @@ import pytest
 from psycopg.types.json import Jsonb
 
 from tests.kinds.enrich_outreach_support import make_plaintiff, quiet_zone, smtp_server, wait_for
-from tests.kinds.unchecked import send_unchecked
 from tests.runtime.support import WorkerProcess
 
 pytestmark = pytest.mark.slow
@@ -74,6 +77,34 @@ def _enqueue(conn: Conn, key: str, payload: dict[str, Any]) -> int:
     ).fetchone()
     assert row is not None
     return int(row[0])
+
+
+def _send(conn: Conn, key: str, payload: dict[str, Any], provenance: dict[str, Any] | None) -> int:
+    """pgmq.send() an envelope as is, with ``provenance`` (None: none, which counts as public):
+    what the worker does with it, whatever queue_job would have let in."""
+    envelope: dict[str, Any] = {"kind": "outreach", "idempotency_key": key, "payload": payload}
+    if provenance is not None:
+        envelope["provenance"] = provenance
+    row = conn.execute("select pgmq.send('outreach', %s)", (Jsonb(envelope),)).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def _dead(conn: Conn, msg_id: int) -> tuple[str, str] | None:
+    row = conn.execute(
+        "select reason, last_error from dragonfly.dead_letters"
+        " where queue = 'outreach' and msg_id = %s",
+        (msg_id,),
+    ).fetchone()
+    return (str(row[0]), str(row[1])) if row else None
+
+
+def _outcomes(conn: Conn, plaintiff_id: uuid.UUID) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for _, outcome, channel in _attempts(conn, plaintiff_id):
+        name = f"{outcome}:{channel or '-'}"
+        counts[name] = counts.get(name, 0) + 1
+    return counts
 
 
 def _completed(conn: Conn, key: str) -> bool:
@@ -188,23 +219,15 @@ def test_quiet_hours_defer_the_job_to_the_morning(
 def test_bad_payloads_are_dead_lettered_with_a_clear_reason(
     conn: Conn, worker: WorkerProcess
 ) -> None:
-    no_reason = send_unchecked(conn, "outreach", "bad-1", {"plaintiff_id": str(uuid.uuid4())})
-    unknown = send_unchecked(
-        conn, "outreach", "bad-2", {"plaintiff_id": str(uuid.uuid4()), "reason": "x"}
-    )
+    # Sent as they are: queue_job refuses both at the door now; the worker must still.
+    internal = {"level": "internal"}
+    no_reason = _send(conn, "bad-1", {"plaintiff_id": str(uuid.uuid4())}, internal)
+    unknown = _send(conn, "bad-2", {"plaintiff_id": str(uuid.uuid4()), "reason": "x"}, internal)
 
-    def dead(msg_id: int) -> tuple[str, str] | None:
-        row = conn.execute(
-            "select reason, last_error from dragonfly.dead_letters"
-            " where queue = 'outreach' and msg_id = %s",
-            (msg_id,),
-        ).fetchone()
-        return (str(row[0]), str(row[1])) if row else None
-
-    reason, error = wait_for(lambda: dead(no_reason), what="dead letter 1")
+    reason, error = wait_for(lambda: _dead(conn, no_reason), what="dead letter 1")
     assert reason == "malformed"
     assert "reason or a campaign" in error
-    reason, error = wait_for(lambda: dead(unknown), what="dead letter 2")
+    reason, error = wait_for(lambda: _dead(conn, unknown), what="dead letter 2")
     assert reason == "permanent"
     assert "P0002" in error
 
@@ -254,3 +277,121 @@ def test_kill_9_after_the_smtp_server_accepted_the_email_sends_it_once_and_recor
     ).fetchone()
     assert attempts == (2,)
     workers[1].wait_for("outreach_done", outcome="unknown")
+
+
+# --- the contact cap and campaigns ----------------------------------------------------------
+
+
+def _all_completed(conn: Conn, keys: list[str]) -> bool:
+    row = conn.execute(
+        "select count(*) from dragonfly.completed_jobs"
+        " where kind = 'outreach' and idempotency_key = any(%s)",
+        (keys,),
+    ).fetchone()
+    return row == (len(keys),)
+
+
+def test_twenty_jobs_of_the_fleet_for_one_plaintiff_send_the_weekly_cap(
+    conn: Conn, smtp: Any, worker: WorkerProcess
+) -> None:
+    pid = _daytime_plaintiff(conn, email="jane@creditor.test")
+    keys = [f"spam-{i}-{uuid.uuid4()}" for i in range(20)]
+    for key in keys:  # through queue_job on the owner's session: internal provenance
+        _enqueue(conn, key, {"plaintiff_id": str(pid), "campaign": "Fleet spring: Q1 2026"})
+    wait_for(lambda: _all_completed(conn, keys), timeout=60, what="the twenty jobs")
+    assert len(smtp.messages) == 2  # DRAGONFLY_OUTREACH_MAX_EMAILS_PER_WEEK's default
+    assert _outcomes(conn, pid) == {"sent:email": 2, "capped:email": 18}
+    assert conn.execute("select count(*) from dragonfly.dead_letters").fetchone() == (0,)
+    capped = worker.wait_for("outreach_done", outcome="capped")
+    assert capped["level"] == "warning"
+    assert "contact cap" in capped["detail"]
+    # The caller's text is no header: the campaign arrives as a token.
+    for message in smtp.messages:
+        assert re.fullmatch(r"fleet-spring-q1-2026-[0-9a-f]{8}", message["X-Dragonfly-Campaign"])
+
+
+def test_twenty_call_jobs_for_one_plaintiff_open_the_weekly_cap_of_tasks(
+    conn: Conn, smtp: Any, worker: WorkerProcess
+) -> None:
+    pid = _daytime_plaintiff(conn)
+    keys = [f"call-{i}-{uuid.uuid4()}" for i in range(20)]
+    for key in keys:
+        _enqueue(conn, key, {"plaintiff_id": str(pid), "reason": "follow_up", "channel": "call"})
+    wait_for(lambda: _all_completed(conn, keys), timeout=60, what="the twenty jobs")
+    assert _outcomes(conn, pid) == {"task_created:call": 3, "capped:call": 17}
+    tasks = conn.execute(
+        "select count(*) from public.plaintiff_tasks where plaintiff_id = %s", (pid,)
+    ).fetchone()
+    assert tasks == (3,)
+    assert smtp.messages == []
+
+
+def test_public_jobs_are_capped_and_name_only_an_active_campaign(
+    conn: Conn, smtp: Any, worker: WorkerProcess
+) -> None:
+    conn.execute(
+        "insert into public.outreach_campaigns (name, description, active) values"
+        " ('2026-q1-reactivation', 'Q1 reactivation', true), ('retired', 'old', false)"
+    )
+    public = {"level": "public", "role": "anon"}
+    pid = _daytime_plaintiff(conn, email="jane@creditor.test")
+    forbidden = [
+        _send(conn, "f-unknown", {"plaintiff_id": str(pid), "campaign": "spring"}, public),
+        _send(conn, "f-retired", {"plaintiff_id": str(pid), "campaign": "retired"}, public),
+        _send(conn, "f-none", {"plaintiff_id": str(pid), "campaign": "spring\r\nBcc: x@y"}, None),
+    ]
+    for msg_id in forbidden:
+        reason, error = wait_for(lambda msg_id=msg_id: _dead(conn, msg_id), what="a dead letter")
+        assert reason == "permanent"
+        assert "forbidden: campaign " in error
+    assert smtp.messages == []
+    assert _attempts(conn, pid) == []  # no effect at all
+    assert conn.execute("select count(*) from public.outreach_emails").fetchone() == (0,)
+
+    keys = [f"pub-{i}" for i in range(6)]
+    payload = {"plaintiff_id": str(pid), "campaign": "2026-q1-reactivation"}
+    for key in keys:
+        _send(conn, key, payload, public)
+    wait_for(lambda: _all_completed(conn, keys), timeout=60, what="the public jobs")
+    assert _outcomes(conn, pid) == {"sent:email": 2, "capped:email": 4}
+    assert [m["X-Dragonfly-Campaign"] for m in smtp.messages] == ["2026-q1-reactivation"] * 2
+
+
+def test_two_workers_on_one_plaintiff_do_not_both_pass_the_cap(
+    conn: Conn, fresh_db_url: str, tmp_path: Path
+) -> None:
+    """The first worker's email is held at the SMTP server's DATA (its intent committed, not
+    settled) while the second worker takes the other job: it counts the intent, and is
+    capped. Both jobs are enqueued together, so both workers decide at the same moment."""
+    held, release = threading.Event(), threading.Event()
+
+    def hold(_message: Any) -> None:
+        held.set()
+        release.wait(60)
+
+    env = {"DRAGONFLY_OUTREACH_MAX_EMAILS_PER_WEEK": "1"}
+    pid = _daytime_plaintiff(conn, email="jane@creditor.test")
+    keys = [f"race-{i}-{uuid.uuid4()}" for i in range(2)]
+    workers: list[WorkerProcess] = []
+    try:
+        with smtp_server(on_message=hold) as smtp:
+            for _ in range(2):
+                workers.append(_outreach_worker(fresh_db_url, tmp_path, smtp.port, **env))
+                workers[-1].wait_ready()
+            with conn.transaction():
+                for key in keys:
+                    _enqueue(conn, key, {"plaintiff_id": str(pid), "reason": "new_judgment"})
+            wait_for(held.is_set, what="an email held at DATA")
+            wait_for(
+                lambda: any(_completed(conn, key) for key in keys),
+                what="the other job, on the other worker",
+            )
+            release.set()
+            wait_for(lambda: _all_completed(conn, keys), what="both jobs")
+            assert len(smtp.messages) == 1
+    finally:
+        release.set()
+        for process in workers:
+            process.close()
+    assert _outcomes(conn, pid) == {"sent:email": 1, "capped:email": 1}
+    assert [len(w.events("outreach_done")) for w in workers] == [1, 1]  # one job each

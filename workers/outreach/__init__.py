@@ -25,7 +25,7 @@ from workers.settings import Settings
 
 def make_adapters(settings: Settings) -> Mapping[str, Any]:
     """The SMTP mailer when ``DRAGONFLY_SMTP_HOST`` is set (else email is off) and the
-    outreach configuration (quiet hours, From address)."""
+    outreach configuration (quiet hours, From address, the weekly contact cap)."""
     mailer = None
     if settings.smtp_host:
         password = settings.smtp_password
@@ -40,6 +40,8 @@ def make_adapters(settings: Settings) -> Mapping[str, Any]:
     config = OutreachConfig(
         quiet_hours=QuietHours.from_settings(settings.quiet_hours_start, settings.quiet_hours_end),
         from_address=settings.outreach_from_email or settings.smtp_from,
+        max_emails_per_week=settings.outreach_max_emails_per_week,
+        max_calls_per_week=settings.outreach_max_calls_per_week,
     )
     return {"mailer": mailer, "outreach_config": config}
 

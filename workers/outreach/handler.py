@@ -4,18 +4,25 @@ Two phases (docs/outreach.md). The decision is the same in both:
 
 1. ``begin_outreach`` locks the plaintiff and says whether this job already left an
    attempt (redelivery: do nothing) or the outreach already reached the plaintiff
-   (another job of the same outreach: record ``duplicate``);
-2. the channel rule table (``workers.outreach.channel``) — do_not_call and
+   (another job of the same outreach: record ``duplicate``), how often other jobs
+   contacted the plaintiff in the last 7 days, and whether the job's campaign is an
+   active one;
+2. a campaign that is not active, in a job that came from neither the fleet nor an
+   operator: dead-lettered as forbidden, with no effect;
+3. the channel rule table (``workers.outreach.channel``) — do_not_call and
    bad_number plaintiffs are never contacted (``suppressed``);
-3. quiet hours in the plaintiff's zone: if it is quiet there now, a continuation job
+4. the contact cap: a plaintiff who got the week's emails (or call tasks) gets no
+   more by that channel (``capped``);
+5. quiet hours in the plaintiff's zone: if it is quiet there now, a continuation job
    is enqueued through ``queue_job`` with a delay until the window opens, and the
    attempt is recorded as ``deferred``;
-4. a call: the task in ``plaintiff_tasks`` is created with the attempt row;
-5. an email: sent in the outside phase, recorded in the transaction.
+6. a call: the task in ``plaintiff_tasks`` is created with the attempt row;
+7. an email: sent in the outside phase, recorded in the transaction.
 
 :func:`fetch`, the outside phase (no transaction open, each statement commits at once):
 when the decision is an email, commit its intent with the stable Message-ID
-(``begin_outreach_email``), hand the message to SMTP, mark the intent sent
+(``begin_outreach_email``, which counts the cap again under the plaintiff's lock and
+refuses an intent over it), hand the message to SMTP, mark the intent sent
 (``settle_outreach_email``). An intent already there from an earlier attempt of this
 job means that attempt died after (perhaps) sending: nothing is sent, the outcome is
 ``unknown``. :func:`handle`, in the job's transaction, decides again under the
@@ -43,14 +50,24 @@ from workers.outreach.message import render_email
 from workers.outreach.payload import OutreachPayload
 from workers.outreach.quiet_hours import QuietHours, zone_of
 from workers.runtime import FetchContext, JobContext, PermanentError, TransientError
+from workers.runtime.envelope import TrustLevel
 
 KIND = "outreach"
 ACTOR = "dragonfly:outreach"
 MAX_KEY = 255
 MAX_DELAY_SECONDS = 86_400
+TRUSTED_LEVELS = frozenset({"internal", "operator"})
+"""Provenance levels whose jobs may name a campaign that is not in public.outreach_campaigns."""
 
 Outcome = Literal[
-    "sent", "unknown", "task_created", "suppressed", "no_channel", "deferred", "duplicate"
+    "sent",
+    "unknown",
+    "task_created",
+    "capped",
+    "suppressed",
+    "no_channel",
+    "deferred",
+    "duplicate",
 ]
 
 
@@ -71,6 +88,10 @@ class OutreachConfig:
 
     quiet_hours: QuietHours
     from_address: str
+    max_emails_per_week: int
+    """Emails one plaintiff may get in any 7 days (DRAGONFLY_OUTREACH_MAX_EMAILS_PER_WEEK)."""
+    max_calls_per_week: int
+    """Call tasks one plaintiff may get in any 7 days (DRAGONFLY_OUTREACH_MAX_CALLS_PER_WEEK)."""
 
 
 @dataclass(frozen=True)
@@ -83,7 +104,7 @@ class OutreachResult:
     not_before: datetime | None = None
 
 
-_BEGIN = "select public.begin_outreach(%s, %s, %s)"
+_BEGIN = "select public.begin_outreach(%s, %s, %s, %s)"
 _RECORD = """
 select public.record_outreach_attempt(
     p_idempotency_key => %(idempotency_key)s,
@@ -103,7 +124,7 @@ select public.record_outreach_attempt(
 )
 """
 _QUEUE_JOB = "select public.queue_job(%s)"
-_BEGIN_EMAIL = "select public.begin_outreach_email(%s, %s, %s, %s, %s, %s)"
+_BEGIN_EMAIL = "select public.begin_outreach_email(%s, %s, %s, %s, %s, %s, %s)"
 _SETTLE_EMAIL = "select public.settle_outreach_email(%s, %s)"
 
 
@@ -111,7 +132,7 @@ _SETTLE_EMAIL = "select public.settle_outreach_email(%s, %s)"
 class Emailed:
     """What the outside phase did about this job's email (``ctx.fetched``)."""
 
-    outcome: Literal["sent", "unknown", "duplicate"]
+    outcome: Literal["sent", "unknown", "duplicate", "capped"]
     detail: str
     email_to: str
     message_id: str
@@ -140,6 +161,31 @@ def continuation_key(idempotency_key: str, not_before: datetime) -> str:
     return f"outreach:sha256:{digest}>{not_before.astimezone(UTC):%Y%m%dT%H%M%SZ}"
 
 
+def _quoted(text: str, limit: int = 100) -> str:
+    """Caller text for an error message: repr (control characters escaped), bounded."""
+    return repr(text[:limit]) + ("..." if len(text) > limit else "")
+
+
+def cap_detail(channel: str, count: int, cap: int) -> str:
+    """The ``detail`` of a ``capped`` attempt."""
+    what = "emails" if channel == "email" else "call tasks"
+    return (
+        f"contact cap: the plaintiff got {count} {what} from outreach in the last 7 days"
+        f" (at most {cap} a week); no {channel} made"
+    )
+
+
+def check_campaign(state: dict[str, Any], payload: OutreachPayload, level: TrustLevel) -> None:
+    """A job from neither the fleet nor an operator names only an active campaign of
+    public.outreach_campaigns; anything else is dead-lettered as forbidden."""
+    if payload.campaign is None or level in TRUSTED_LEVELS or state.get("campaign_active"):
+        return
+    raise PermanentError(
+        f"forbidden: campaign {_quoted(payload.campaign)} is not an active campaign of"
+        f" public.outreach_campaigns, and a job of provenance {level} may name no other"
+    )
+
+
 def _call(conn: psycopg.Connection[Any], query: str, params: Any) -> Any:
     """One function call, its single value. Database refusals (22023, P0002, 42501...)
     propagate as psycopg errors: the runtime's ``classify`` makes them permanent."""
@@ -155,11 +201,15 @@ def decide(
     email_enabled: bool,
     config: OutreachConfig,
     now: datetime,
+    level: TrustLevel = "public",
 ) -> Decision:
-    """The outreach's next step from ``begin_outreach``'s answer (pure)."""
+    """The outreach's next step from ``begin_outreach``'s answer (pure).
+
+    Raises PermanentError (``forbidden: ...``) for a campaign ``level`` may not name."""
     outreach_key = payload.outreach_key or idempotency_key
     if state["this_attempt"] is not None:
         return Decision(None, "this job already recorded its attempt")
+    check_campaign(state, payload, level)
     delivered = state["delivered"]
     if delivered is not None:
         return Decision("duplicate", f"outreach already done by job {delivered['idempotency_key']}")
@@ -175,6 +225,16 @@ def decide(
     if decision.outcome in ("suppressed", "no_channel"):
         outcome: Outcome = "suppressed" if decision.outcome == "suppressed" else "no_channel"
         return Decision(outcome, decision.rule)
+
+    contacts = state["contacts"]
+    channel = "email" if decision.outcome == "email" else "call"
+    count = int(contacts["emails" if channel == "email" else "calls"])
+    cap = config.max_emails_per_week if channel == "email" else config.max_calls_per_week
+    # A job whose email intent is committed already decided (and perhaps sent): the outside
+    # phase records what became of it, whatever the count is now.
+    decided = channel == "email" and state.get("this_email") is not None
+    if count >= cap and not decided:
+        return Decision("capped", cap_detail(channel, count, cap), {"channel": channel})
 
     zone, zone_valid = zone_of(plaintiff.timezone)
     opens = config.quiet_hours.opens_at(now, zone)
@@ -221,11 +281,14 @@ def begin(
     email_enabled: bool,
     config: OutreachConfig,
     now: datetime,
+    level: TrustLevel,
 ) -> Decision:
     """``begin_outreach`` (locks the plaintiff until the caller's transaction ends; in
     autocommit, for that statement only), then :func:`decide`."""
     outreach_key = payload.outreach_key or idempotency_key
-    state = _call(conn, _BEGIN, (payload.plaintiff_id, idempotency_key, outreach_key))
+    state = _call(
+        conn, _BEGIN, (payload.plaintiff_id, idempotency_key, outreach_key, payload.campaign)
+    )
     return decide(
         state,
         payload,
@@ -233,6 +296,7 @@ def begin(
         email_enabled=email_enabled,
         config=config,
         now=now,
+        level=level,
     )
 
 
@@ -244,6 +308,7 @@ def send_email(
     mailer: Mailer | None,
     config: OutreachConfig,
     now: datetime,
+    level: TrustLevel = "public",
 ) -> Emailed | None:
     """The outside phase: send the email this job decides on, at most once; None when the
     decision is not an email (the transaction then records it)."""
@@ -255,6 +320,7 @@ def send_email(
         email_enabled=mailer is not None,
         config=config,
         now=now,
+        level=level,
     )
     if decision.email is None or mailer is None:
         return None
@@ -262,10 +328,23 @@ def send_email(
     intent = _call(
         conn,
         _BEGIN_EMAIL,
-        (idempotency_key, outreach_key, payload.plaintiff_id, to, message_id, ACTOR),
+        (
+            idempotency_key,
+            outreach_key,
+            payload.plaintiff_id,
+            to,
+            message_id,
+            config.max_emails_per_week,
+            ACTOR,
+        ),
     )
     if intent["state"] == "blocked":
         return None  # the status changed meanwhile: the transaction decides again
+    if intent["state"] == "capped":
+        # Another job's email got in first: the cap is counted again under the lock, in
+        # the transaction that would have committed this intent.
+        detail = cap_detail("email", int(intent["emails"]), int(intent["max_emails"]))
+        return Emailed("capped", detail, to, message_id)
     if intent["state"] == "other":
         return Emailed(
             "duplicate",
@@ -304,9 +383,13 @@ def record(
     email_enabled: bool,
     config: OutreachConfig,
     now: datetime,
+    level: TrustLevel = "public",
 ) -> OutreachResult:
     """Decide again under the plaintiff's lock and record the attempt, inside the caller's
-    transaction: the email as the outside phase left it (``emailed``), or the decision."""
+    transaction: the email as the outside phase left it (``emailed``), or the decision.
+
+    The lock is held until the transaction commits, so the call cap counted here cannot
+    be passed by a concurrent job for the same plaintiff."""
     outreach_key = payload.outreach_key or idempotency_key
     decision = begin(
         conn,
@@ -315,17 +398,20 @@ def record(
         email_enabled=email_enabled,
         config=config,
         now=now,
+        level=level,
     )
     if decision.outcome is None:
         return OutreachResult(None, decision.detail)
     if emailed is not None and decision.outcome != "duplicate":
-        fields = {
-            "channel": "email",
-            "email_to": emailed.email_to,
-            "message_id": emailed.message_id,
-        }
-        if emailed.outcome == "duplicate":
-            fields = {}
+        fields: dict[str, Any] = {}
+        if emailed.outcome in ("sent", "unknown"):
+            fields = {
+                "channel": "email",
+                "email_to": emailed.email_to,
+                "message_id": emailed.message_id,
+            }
+        elif emailed.outcome == "capped":
+            fields = {"channel": "email"}
         decision = Decision(emailed.outcome, emailed.detail, fields)
     elif decision.email is not None:
         # Decided differently without the lock (the plaintiff changed in between): the
@@ -370,6 +456,7 @@ def fetch(ctx: FetchContext, payload: OutreachPayload) -> Emailed | None:
         mailer=ctx.adapters.get("mailer"),
         config=ctx.adapters["outreach_config"],
         now=datetime.now(UTC),
+        level=ctx.envelope.provenance.level,
     )
 
 
@@ -383,8 +470,9 @@ def handle(ctx: JobContext, payload: OutreachPayload) -> None:
         email_enabled=ctx.adapters.get("mailer") is not None,
         config=ctx.adapters["outreach_config"],
         now=datetime.now(UTC),
+        level=ctx.envelope.provenance.level,
     )
-    log = ctx.log.warning if result.outcome == "unknown" else ctx.log.info
+    log = ctx.log.warning if result.outcome in ("unknown", "capped") else ctx.log.info
     log(
         "outreach_done" if result.outcome is not None else "outreach_already_recorded",
         plaintiff_id=str(payload.plaintiff_id),
