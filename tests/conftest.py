@@ -7,11 +7,15 @@ Fixtures:
   the template), for tests that commit, LISTEN or start processes.
 - ``empty_db_url``: an empty database of the test's own (migration tests).
 - ``admin_url``: the server's admin URL; ``backend`` the harness itself.
+- ``promtool``: the path of Prometheus's promtool (``DRAGONFLY_PROMTOOL`` or on PATH),
+  for the alerting-rule tests; they skip without it, unless
+  ``DRAGONFLY_REQUIRE_PROMTOOL=1`` (CI), which makes its absence a failure.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from typing import Any
 
@@ -76,3 +80,13 @@ def empty_db_url(backend: Backend) -> Iterator[str]:
     name = backend.create_empty()
     yield backend.url(name)
     backend.drop(name)
+
+
+@pytest.fixture(scope="session")
+def promtool() -> str:
+    path = os.environ.get("DRAGONFLY_PROMTOOL") or shutil.which("promtool")
+    if path:
+        return path
+    if os.environ.get("DRAGONFLY_REQUIRE_PROMTOOL") == "1":
+        pytest.fail("promtool is required here (DRAGONFLY_REQUIRE_PROMTOOL=1) but not found")
+    pytest.skip("promtool is not installed (set DRAGONFLY_PROMTOOL or put it on PATH)")

@@ -173,6 +173,11 @@ class Settings(BaseSettings):
     retention_completed_days: int = Field(
         default=30, ge=0, description="Days completed-job records are kept; 0 keeps them forever."
     )
+    retention_dedupe_days: int = Field(
+        default=30,
+        ge=0,
+        description="Days queue_job() dedupe records are kept; 0 keeps them forever.",
+    )
     retention_archive_days: int = Field(
         default=7, ge=0, description="Days archived PGMQ messages are kept; 0 keeps them forever."
     )

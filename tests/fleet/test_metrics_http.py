@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -110,6 +112,64 @@ def test_metrics_serve_job_counters_histogram_and_queue_gauges(
     assert got[("dragonfly_queue_depth", (("queue", "outreach"),))] == 0
     # The standard process collector is there too (resident memory for the benchmarks).
     assert got[("process_resident_memory_bytes", ())] > 0
+
+
+RULES = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "dragonfly.rules.yml"
+
+
+def test_open_dead_letters_show_in_the_gauge_and_page_past_the_threshold(
+    served: Served, fresh_db_url: str, promtool: str, tmp_path: Path
+) -> None:
+    # 1001 open dead letters in two queues, and resolved ones, which do not count.
+    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
+        conn.execute(
+            "insert into dragonfly.dead_letters (queue, msg_id, message, attempts, reason,"
+            " last_error, status, resolved_at, resolved_by)"
+            " select case when g <= 600 then 'enrich' else 'outreach' end, g, '{}', 1,"
+            " 'permanent', 'boom', case when g > 1001 then 'purged' else 'dead' end,"
+            " case when g > 1001 then now() end, case when g > 1001 then 'test' end"
+            " from generate_series(1, 1100) as g"
+        )
+    got = samples(served.http.get("/metrics").text)
+    open_by_queue = {
+        dict(labels)["queue"]: value
+        for (name, labels), value in got.items()
+        if name == "dragonfly_queue_dead_letters"
+    }
+    assert open_by_queue["enrich"] == 600
+    assert open_by_queue["outreach"] == 401
+    assert sum(open_by_queue.values()) == 1001
+
+    # What Prometheus would hold after 20 minutes of these scrapes fires the page.
+    series = "\n".join(
+        f"      - series: 'dragonfly_queue_dead_letters{{queue=\"{queue}\"}}'\n"
+        f"        values: '{int(value)}x25'"
+        for queue, value in sorted(open_by_queue.items())
+    )
+    (tmp_path / "scraped.test.yml").write_text(
+        f"rule_files:\n  - {RULES}\n"
+        "evaluation_interval: 1m\n"
+        "tests:\n"
+        "  - interval: 1m\n"
+        f"    input_series:\n{series}\n"
+        "    alert_rule_test:\n"
+        "      - eval_time: 20m\n"
+        "        alertname: DragonflyDeadLettersPiling\n"
+        "        exp_alerts:\n"
+        "          - exp_labels: {severity: critical}\n"
+        "            exp_annotations:\n"
+        "              summary: '1001 open dead letters in all queues (threshold 1000)'\n"
+        "              runbook: docs/runbooks/dead-letters.md#too-many-open-dead-letters\n"
+    )
+    checked = subprocess.run(
+        [promtool, "test", "rules", "scraped.test.yml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
 def test_healthz_is_liveness_with_the_pid(served: Served) -> None:

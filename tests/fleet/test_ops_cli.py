@@ -202,6 +202,46 @@ def test_dlq_replay_by_filter_skips_malformed_and_needs_a_selection(
     assert conn.execute("select count(*) from pgmq.q_enrich").fetchone() == (1,)
 
 
+def test_dlq_refuses_to_replay_a_truncated_dead_letter_and_replays_the_rest(
+    conn: Conn, fresh_db_url: str
+) -> None:
+    # Dead-lettered by the runtime's function: 2 MB of payload is over the 1 MiB limit.
+    big = {"kind": "enrich", "idempotency_key": "big", "payload": {"pad": "x" * 2_000_000}}
+    msg_id = conn.execute("select pgmq.send('enrich', %s::jsonb)", (json.dumps(big),))
+    msg_id = msg_id.fetchone()[0]  # type: ignore[index]
+    conn.execute("select * from pgmq.read('enrich', 30, 1)")
+    cut = conn.execute(
+        "select dragonfly.dead_letter_job('enrich', %s, 1, 'permanent', 'ValueError: huge')",
+        (msg_id,),
+    ).fetchone()[0]  # type: ignore[index]
+    whole = dead_letter(conn, key="whole", error="ValueError: small")
+
+    show = cli(fresh_db_url, "dlq", "show", str(cut))
+    assert show.returncode == 0, show.stderr
+    assert "truncated:       yes: the message was 2000" in show.stdout
+    assert '"idempotency_key": "big"' in show.stdout
+    assert "x" * 5000 not in show.stdout
+
+    dry = cli(fresh_db_url, "dlq", "replay", "--error", "ValueError", "--dry-run")
+    assert f"would not replay dead letter {cut} (enrich/enrich key=big): truncated" in dry.stdout
+    assert f"would replay dead letter {whole} " in dry.stdout
+
+    result = cli(fresh_db_url, "dlq", "replay", "--error", "ValueError")
+    assert result.returncode == 1
+    assert f"replayed dead letter {whole} " in result.stdout
+    assert (
+        f"dead letter {cut} (enrich/enrich key=big): not replayed: dead letter {cut} cannot be"
+        " replayed: its message (1000" in result.stderr
+    )
+    assert "truncated stand-in was kept" in result.stderr
+    statuses = conn.execute(
+        "select id, status from dragonfly.dead_letters where id = any(%s) order by id",
+        ([cut, whole],),
+    ).fetchall()
+    assert statuses == [(cut, "dead"), (whole, "replayed")]
+    assert conn.execute("select count(*) from pgmq.q_enrich").fetchone() == (1,)
+
+
 def test_dlq_purge_asks_for_confirmation_and_marks_rows_purged(
     conn: Conn, fresh_db_url: str
 ) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg.types.json import Jsonb
 
 from tests.fleet.helpers import wait_for
 from workers.observability.http import Readiness
@@ -21,6 +22,8 @@ from workers.scheduler.refresh import RefreshMetricsTask
 from workers.scheduler.retention import RetentionTask
 from workers.scheduler.runs import last_run
 from workers.scheduler.service import NotLeader, Scheduler, Tick
+from workers.scheduler.tasks import default_tasks
+from workers.settings import Settings
 
 Conn = psycopg.Connection[Any]
 T0 = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
@@ -137,6 +140,7 @@ def test_retention_prunes_old_rows_in_batches_and_keeps_the_rest(conn: Conn) -> 
 
     assert result.status == "ok"
     assert result.detail == {
+        "enqueue_rate_windows": 0,
         "completed_jobs": 5,
         "archives": {"case_copilot": 0, "enforce": 0, "enrich": 3, "outreach": 1},
         "dead_letters": 2,
@@ -165,6 +169,123 @@ def test_retention_with_every_period_zero_is_skipped(conn: Conn) -> None:
         Every(timedelta(hours=1)), completed_days=0, archive_days=0, dead_letter_days=0
     )
     assert task.run_once(ctx(conn)).status == "skipped"
+
+
+# -- dedupe records and rate-limit windows ---------------------------------------
+
+
+def count(conn: Conn, query: str, params: Any = None) -> int:
+    row = conn.execute(query, params).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+PROBE = "dedupe_probe"  # a kind of the tests' own: no payload shape, so {} is a job
+
+
+def enqueue(conn: Conn, key: str, delay: int = 0) -> int:
+    """queue_job() a job of the probe kind; its msg_id."""
+    envelope = {"kind": PROBE, "idempotency_key": key, "payload": {}, "delay_seconds": delay}
+    return count(conn, "select public.queue_job(%s)", (Jsonb(envelope),))
+
+
+def dedupe_keys(conn: Conn) -> set[str]:
+    rows = conn.execute("select idempotency_key from dragonfly.enqueued_jobs").fetchall()
+    return {r[0] for r in rows}
+
+
+@pytest.fixture
+def jobs_in_every_state(conn: Conn) -> dict[str, int]:
+    """Enqueued 40 days ago, one job per state it can be in; recent: settled yesterday."""
+    conn.execute(
+        "select dragonfly.register_job_kind(%s, 'Jobs of the dedupe prune tests.')", (PROBE,)
+    )
+    msg = {key: enqueue(conn, key) for key in ("queued", "in-flight", "dead", "dead-purged")}
+    msg["deferred"] = enqueue(conn, "deferred", delay=3600)
+    msg |= {key: enqueue(conn, key) for key in ("recent", "archived")}
+    msg |= {f"done-{i}": enqueue(conn, f"done-{i}") for i in range(4)}
+    conn.execute("select pgmq.set_vt(%s, %s, 300)", (PROBE, msg["in-flight"]))
+    conn.execute(
+        f"update pgmq.q_{PROBE} set read_ct = 1 where msg_id = any(%s)",
+        ([msg["in-flight"], msg["dead"], msg["dead-purged"]],),
+    )
+    for key in ("dead", "dead-purged"):
+        conn.execute(
+            "select dragonfly.dead_letter_job(%s, %s, 1, 'permanent', 'no')", (PROBE, msg[key])
+        )
+    conn.execute(
+        "select dragonfly.purge_dead_letters(array(select id from dragonfly.dead_letters"
+        " where idempotency_key = 'dead-purged'), 'test')"
+    )
+    conn.execute("select pgmq.archive(%s, %s::bigint)", (PROBE, msg["archived"]))
+    settled = [msg["recent"]] + [msg[f"done-{i}"] for i in range(4)]
+    conn.execute("select pgmq.delete(%s, %s::bigint[])", (PROBE, settled))
+    conn.execute(
+        "update dragonfly.enqueued_jobs set enqueued_at = now() - case idempotency_key"
+        " when 'recent' then interval '1 day' else interval '40 days' end"
+    )
+    return msg
+
+
+UNSETTLED = {"queued", "in-flight", "deferred", "dead"}
+
+
+def test_dedupe_prune_keeps_unsettled_jobs_and_deletes_old_settled_ones_in_batches(
+    conn: Conn, jobs_in_every_state: dict[str, int]
+) -> None:
+    prune = "select dragonfly.prune_enqueued_jobs(interval '30 days', 2)"
+    # Settled and old: dead-purged, archived and done-0..3, in batches of at most 2.
+    assert [count(conn, prune) for _ in range(4)] == [2, 2, 2, 0]
+    assert dedupe_keys(conn) == UNSETTLED | {"recent"}
+
+    # Past the horizon a key enqueues again; a job still unsettled is still deduplicated.
+    assert enqueue(conn, "done-0") != jobs_in_every_state["done-0"]
+    assert enqueue(conn, "queued") == jobs_in_every_state["queued"]
+    assert enqueue(conn, "dead") == jobs_in_every_state["dead"]
+
+
+def test_retention_prunes_dedupe_records_past_their_days_and_rate_windows_every_run(
+    conn: Conn, jobs_in_every_state: dict[str, int]
+) -> None:
+    conn.execute(
+        "insert into dragonfly.enqueue_rate_windows (scope, window_start, jobs) values"
+        " ('public:enrich', date_bin('1 minute', now(), timestamptz '2000-01-01'), 3),"
+        " ('public:enrich:c-1', date_bin('1 hour', now(), timestamptz '2000-01-01'), 1),"
+        " ('public:enrich:c-2', now() - interval '3 hours', 1),"
+        " ('public:outreach', now() - interval '5 hours', 9)"
+    )
+    task = RetentionTask(
+        Every(timedelta(hours=1)),
+        completed_days=0,
+        archive_days=0,
+        dead_letter_days=0,
+        dedupe_days=30,
+        batch_size=2,
+    )
+    result = task.run_once(ctx(conn))
+    assert result.detail == {"enqueue_rate_windows": 2, "enqueued_jobs": 6}
+    assert dedupe_keys(conn) == UNSETTLED | {"recent"}
+    windows = conn.execute("select scope from dragonfly.enqueue_rate_windows order by 1")
+    assert [r[0] for r in windows.fetchall()] == ["public:enrich", "public:enrich:c-1"]
+
+
+def test_dedupe_days_zero_keeps_every_record(
+    conn: Conn, jobs_in_every_state: dict[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DRAGONFLY_RETENTION_DEDUPE_DAYS", "0")
+    (task,) = [t for t in default_tasks(Settings()) if isinstance(t, RetentionTask)]
+    assert task.dedupe_days == 0
+    result = task.run_once(ctx(conn))
+    assert result.status == "ok"
+    assert "enqueued_jobs" not in result.detail
+    assert dedupe_keys(conn) == set(jobs_in_every_state)
+
+
+def test_the_rate_window_prune_only_takes_windows_that_are_over(conn: Conn) -> None:
+    with pytest.raises(psycopg.Error) as refused:
+        conn.execute("select dragonfly.prune_enqueue_rate_windows(interval '59 minutes')")
+    assert refused.value.sqlstate == "22023"
+    assert "at least 1 hour" in str(refused.value)
 
 
 # -- the nightly refresh ---------------------------------------------------------
@@ -358,6 +479,7 @@ def test_the_loop_survives_an_unreachable_database() -> None:
             "prune_archives",
             "prune_dead_letters",
             "prune_alert_deliveries",
+            "prune_enqueued_jobs",
         )
         for args in (
             "interval '0 days', 10",

@@ -67,6 +67,8 @@ class ProbePayload(BaseModel):
     """Fail transiently while runtime_test.switch says broken (a bug awaiting its fix)."""
     explode_batch: bool = False
     """Make BATCH's handle_batch raise after writing (its writes must be undone)."""
+    pad: str = ""
+    """Ballast, unread: makes a message as large as a test needs."""
 
 
 def handle(ctx: JobContext, payload: ProbePayload) -> None:

@@ -284,6 +284,11 @@ def cmd_dlq_show(args: argparse.Namespace) -> int:
         value = row[name]
         shown = _time(value) if isinstance(value, datetime) else ("-" if value is None else value)
         print(f"{name + ':':<17}{shown}")
+    if row["truncated_from_bytes"] is not None:
+        print(
+            f"{'truncated:':<17}yes: the message was {row['truncated_from_bytes']} bytes, over the"
+            " dead-letter size limit; a stand-in is kept and replay is refused"
+        )
     print(f"{'last_error:':<17}{row['last_error']}")
     print("message:")
     print(json.dumps(row["message"], indent=2, sort_keys=True))
@@ -341,7 +346,10 @@ def cmd_dlq_replay(args: argparse.Namespace) -> int:
             label = f"dead letter {row['id']} ({row['queue']}/{row['kind'] or '?'}"
             label += f" key={row['idempotency_key'] or '?'})"
             if args.dry_run:
-                print(f"would replay {label}")
+                if row["truncated_from_bytes"] is not None:
+                    print(f"would not replay {label}: truncated (only a stand-in was kept)")
+                else:
+                    print(f"would replay {label}")
                 continue
             try:
                 msg_id = deadletters.replay(conn, row["id"], by)

@@ -3,7 +3,9 @@
 Replay and purge resolve a dead letter and record who did it and when. Replay
 sends the stored envelope again (bypassing queue_job()'s deduplication, whose
 record it repoints to the new message) with a fresh attempt count; purge marks
-the row purged and leaves the deletion to retention. Both are SQL functions so
+the row purged and leaves the deletion to retention. A dead letter whose message
+was over the size limit holds only a stand-in (``truncated_from_bytes`` set) and
+is never replayed. Both are SQL functions so
 the Ops Console can call the same thing.
 """
 
@@ -19,7 +21,7 @@ from psycopg.rows import dict_row
 FIND = """
 select id, queue, msg_id, kind, idempotency_key, message, headers, attempts, reason,
        last_error, traceback, enqueued_at, dead_at, status, resolved_at, resolved_by,
-       replay_msg_id
+       replay_msg_id, truncated_from_bytes
 from dragonfly.find_dead_letters(
     p_queue => %(queue)s, p_kind => %(kind)s, p_error => %(error)s,
     p_since => %(since)s, p_until => %(until)s, p_status => %(status)s,
@@ -29,7 +31,7 @@ from dragonfly.find_dead_letters(
 GET = """
 select id, queue, msg_id, kind, idempotency_key, message, headers, attempts, reason,
        last_error, traceback, enqueued_at, dead_at, status, resolved_at, resolved_by,
-       replay_msg_id
+       replay_msg_id, truncated_from_bytes
 from dragonfly.dead_letters
 where id = %(id)s
 """
@@ -98,7 +100,8 @@ def replay(conn: psycopg.Connection[Any], dead_letter_id: int, by: str) -> int:
     """Send a dead letter's message again; return the new message id.
 
     Raises psycopg errors with SQLSTATE P0002 (no such dead letter), 55000
-    (already replayed or purged) or 22023 (malformed envelope, blank ``by``).
+    (already replayed or purged, or truncated: only a stand-in of its message was
+    kept) or 22023 (malformed envelope, blank ``by``).
     """
     row = conn.execute(REPLAY, {"id": dead_letter_id, "by": by}).fetchone()
     assert row is not None

@@ -1,11 +1,14 @@
-"""Retention: prune completed-job records, PGMQ archives, resolved dead letters and
-settled alert deliveries.
+"""Retention: prune completed-job records, queue_job()'s dedupe records of settled
+jobs, PGMQ archives, resolved dead letters and settled alert deliveries, and the
+rate-limit windows that are over.
 
-Each target is pruned by its SQL function (sql/migrations/..._retention.sql)
-one batch per transaction, until a batch comes back short; a target whose
-period is 0 days is kept forever. The run stops early between batches when the
-scheduler is asked to stop, and after ``max_batches`` per target, so one run
-never monopolises the database: the next run carries on.
+Each target is pruned by its SQL function (sql/migrations/..._retention.sql,
+..._prune_enqueued_jobs.sql) one batch per transaction, until a batch comes back
+short; a target whose period is 0 days is kept forever. The run stops early
+between batches when the scheduler is asked to stop, and after ``max_batches``
+per target, so one run never monopolises the database: the next run carries on.
+The rate-limit windows (a small unlogged table) go in one statement every run,
+whatever the periods: they are counters, not records anyone keeps.
 """
 
 from __future__ import annotations
@@ -17,9 +20,11 @@ from typing import Any
 from workers.scheduler.base import Every, Schedule, TaskContext, TaskResult
 
 PRUNE_COMPLETED = "select dragonfly.prune_completed_jobs(%(older)s, %(limit)s)"
+PRUNE_DEDUPE = "select dragonfly.prune_enqueued_jobs(%(older)s, %(limit)s)"
 PRUNE_ARCHIVES = "select queue, deleted from dragonfly.prune_archives(%(older)s, %(limit)s)"
 PRUNE_DEAD_LETTERS = "select dragonfly.prune_dead_letters(%(older)s, %(limit)s)"
 PRUNE_ALERT_DELIVERIES = "select dragonfly.prune_alert_deliveries(%(older)s, %(limit)s)"
+PRUNE_RATE_WINDOWS = "select dragonfly.prune_enqueue_rate_windows()"
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +36,7 @@ class RetentionTask:
     archive_days: int
     dead_letter_days: int
     alert_days: int = 0
+    dedupe_days: int = 0
     batch_size: int = 5000
     max_batches: int = 1000
     name: str = "retention"
@@ -40,13 +46,19 @@ class RetentionTask:
         return self.every
 
     def run_once(self, ctx: TaskContext) -> TaskResult:
+        detail: dict[str, Any] = {"enqueue_rate_windows": self._prune_rate_windows(ctx)}
         if not (
-            self.completed_days or self.archive_days or self.dead_letter_days or self.alert_days
+            self.completed_days
+            or self.dedupe_days
+            or self.archive_days
+            or self.dead_letter_days
+            or self.alert_days
         ):
-            return TaskResult.skipped("retention is disabled (every period is 0 days)")
-        detail: dict[str, Any] = {}
+            return TaskResult.skipped("retention is disabled (every period is 0 days)", **detail)
         if self.completed_days:
             detail["completed_jobs"] = self._prune_single(ctx, PRUNE_COMPLETED, self.completed_days)
+        if self.dedupe_days:
+            detail["enqueued_jobs"] = self._prune_single(ctx, PRUNE_DEDUPE, self.dedupe_days)
         if self.archive_days:
             detail["archives"] = self._prune_archives(ctx)
         if self.dead_letter_days:
@@ -58,6 +70,11 @@ class RetentionTask:
                 ctx, PRUNE_ALERT_DELIVERIES, self.alert_days
             )
         return TaskResult("ok", detail)
+
+    def _prune_rate_windows(self, ctx: TaskContext) -> int:
+        with ctx.conn.transaction():
+            row = ctx.conn.execute(PRUNE_RATE_WINDOWS).fetchone()
+        return int(row[0]) if row else 0
 
     def _params(self, days: int) -> dict[str, Any]:
         return {"older": timedelta(days=days), "limit": self.batch_size}

@@ -23,6 +23,7 @@ def default_tasks(settings: Settings) -> list[Task]:
         RetentionTask(
             Every(timedelta(minutes=settings.retention_interval_minutes)),
             completed_days=settings.retention_completed_days,
+            dedupe_days=settings.retention_dedupe_days,
             archive_days=settings.retention_archive_days,
             dead_letter_days=settings.retention_dead_letter_days,
             alert_days=settings.retention_alert_days,
