@@ -231,7 +231,7 @@ def test_dlq_refuses_to_replay_a_truncated_dead_letter_and_replays_the_rest(
     assert f"replayed dead letter {whole} " in result.stdout
     assert (
         f"dead letter {cut} (enrich/enrich key=big): not replayed: dead letter {cut} cannot be"
-        " replayed: its message (1000" in result.stderr
+        " replayed: its message (2000" in result.stderr
     )
     assert "truncated stand-in was kept" in result.stderr
     statuses = conn.execute(
