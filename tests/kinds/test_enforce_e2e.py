@@ -25,6 +25,7 @@ from tests.kinds.enforce_copilot_support import (
     worker_process,
 )
 from tests.kinds.enrich_outreach_support import make_case, open_enforcement_case, wait_for
+from tests.runtime.support import INTERNAL
 from workers.enforce.sweep import SlaSweepTask, sla_key
 from workers.scheduler.base import TaskContext
 
@@ -74,6 +75,7 @@ def test_a_plan_job_runs_once_and_a_redelivery_changes_nothing(
             "kind": "enforce",
             "idempotency_key": key,
             "payload": {"case_id": str(case["ec"]), "trigger": "manual"},
+            "provenance": INTERNAL,
         }
         resend(conn, "enforce", envelope)
         # queue_job with the same key sends nothing at all
