@@ -14,8 +14,8 @@ from typing import Any
 
 import psycopg
 
+from workers.cli.argtypes import kind_name
 from workers.cli.common import CommandError, open_connection, print_table
-from workers.job_kinds import check_kind_name
 from workers.ops.security import (
     ROLES,
     KindRules,
@@ -24,13 +24,6 @@ from workers.ops.security import (
     RoleSurface,
     security_report,
 )
-
-
-def _kind(text: str) -> str:
-    try:
-        return check_kind_name(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def register(subparsers: Any) -> None:
@@ -53,7 +46,11 @@ def register(subparsers: Any) -> None:
         help=f"only this role (repeatable): {', '.join(ROLES)}",
     )
     p.add_argument(
-        "--kind", action="append", type=_kind, metavar="KIND", help="only this kind (repeatable)"
+        "--kind",
+        action="append",
+        type=kind_name,
+        metavar="KIND",
+        help="only this kind (repeatable)",
     )
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
     p.set_defaults(func=cmd_report)
