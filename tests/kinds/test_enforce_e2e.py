@@ -26,6 +26,7 @@ from tests.kinds.enforce_copilot_support import (
 )
 from tests.kinds.enrich_outreach_support import make_case, open_enforcement_case, wait_for
 from tests.kinds.unchecked import send_unchecked
+from tests.runtime.support import INTERNAL
 from workers.enforce.sweep import SlaSweepTask, sla_key
 from workers.scheduler.base import TaskContext
 
@@ -75,6 +76,7 @@ def test_a_plan_job_runs_once_and_a_redelivery_changes_nothing(
             "kind": "enforce",
             "idempotency_key": key,
             "payload": {"case_id": str(case["ec"]), "trigger": "manual"},
+            "provenance": INTERNAL,
         }
         resend(conn, "enforce", envelope)
         # queue_job with the same key sends nothing at all

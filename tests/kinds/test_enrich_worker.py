@@ -24,7 +24,7 @@ from tests.kinds.enrich_outreach_support import (
     wait_for,
 )
 from tests.kinds.unchecked import send_unchecked
-from tests.runtime.support import WorkerProcess
+from tests.runtime.support import INTERNAL, WorkerProcess
 from workers.enrich.handler import plan_key
 
 pytestmark = pytest.mark.slow
@@ -148,7 +148,16 @@ def test_an_enrich_job_scores_the_case_once_and_a_redelivery_changes_nothing(
     assert _enqueue(conn, key, payload) == msg_id
     conn.execute(
         "select pgmq.send('enrich', %s)",
-        (Jsonb({"kind": "enrich", "idempotency_key": key, "payload": payload}),),
+        (
+            Jsonb(
+                {
+                    "kind": "enrich",
+                    "idempotency_key": key,
+                    "payload": payload,
+                    "provenance": INTERNAL,
+                }
+            ),
+        ),
     )
     wait_for(lambda: _queue_empty(conn), what="the redelivered message to be acknowledged")
     worker.wait_for("job_already_done", idempotency_key=key)

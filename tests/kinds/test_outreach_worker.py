@@ -19,7 +19,7 @@ import pytest
 from psycopg.types.json import Jsonb
 
 from tests.kinds.enrich_outreach_support import make_plaintiff, quiet_zone, smtp_server, wait_for
-from tests.runtime.support import WorkerProcess
+from tests.runtime.support import INTERNAL, WorkerProcess
 
 pytestmark = pytest.mark.slow
 
@@ -153,7 +153,16 @@ def test_the_smtp_server_receives_exactly_one_email(
     _enqueue(conn, key, payload)
     conn.execute(
         "select pgmq.send('outreach', %s)",
-        (Jsonb({"kind": "outreach", "idempotency_key": key, "payload": payload}),),
+        (
+            Jsonb(
+                {
+                    "kind": "outreach",
+                    "idempotency_key": key,
+                    "payload": payload,
+                    "provenance": INTERNAL,
+                }
+            ),
+        ),
     )
     wait_for(lambda: _queue_empty(conn), what="the redelivery to be acknowledged")
     worker.wait_for("job_already_done", idempotency_key=key)

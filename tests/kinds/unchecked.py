@@ -13,7 +13,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-INTERNAL = {"level": "internal", "role": "postgres", "sub": None, "email": None}
+from tests.runtime.support import INTERNAL
 
 
 def send_unchecked(

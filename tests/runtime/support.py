@@ -40,6 +40,11 @@ TEST_ENV = {
 }
 
 
+INTERNAL = {"level": "internal", "role": "postgres", "sub": None, "email": None}
+"""The provenance queue_job() records for the tests' admin connection: for messages a test
+sends with pgmq.send that set fields only the fleet may (the worker re-checks the policy)."""
+
+
 class RecordingMetrics:
     def __init__(self) -> None:
         self.calls: list[tuple[str, dict[str, Any]]] = []

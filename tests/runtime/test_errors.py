@@ -8,8 +8,10 @@ import pytest
 from psycopg import errors as pg_errors
 
 from workers.runtime.errors import (
+    Forbidden,
     JobInterrupted,
     JobTimeout,
+    MalformedMessage,
     PermanentError,
     TransientError,
     classify,
@@ -30,6 +32,8 @@ def _status(code: int) -> httpx.HTTPStatusError:
         (TransientError("x"), "transient"),
         (PermanentError("x"), "permanent"),
         (JobTimeout("x"), "timeout"),
+        (MalformedMessage("x"), "malformed"),
+        (Forbidden("x"), "forbidden"),
         (psycopg.OperationalError("server closed the connection"), "transient"),
         (psycopg.InterfaceError("connection already closed"), "transient"),
         (pg_errors.SerializationFailure("x"), "transient"),

@@ -7,6 +7,7 @@ import pytest
 from psycopg import errors as pg_errors
 
 from workers.runtime.errors import (
+    Forbidden,
     JobTimeout,
     MalformedMessage,
     PermanentError,
@@ -30,6 +31,7 @@ POLICY = RetryPolicy(max_attempts=4, base_delay=2.0, max_delay=10.0)
         (JobTimeout("slow"), 4, DeadLetter("timeout")),
         (PermanentError("no"), 1, DeadLetter("permanent")),
         (MalformedMessage("bad"), 1, DeadLetter("malformed")),
+        (Forbidden("no"), 1, DeadLetter("forbidden")),  # never retried, not even once
         (pg_errors.SerializationFailure("x"), 1, Retry(1.0)),
         (pg_errors.DeadlockDetected("x"), 2, Retry(2.0)),
         (psycopg.OperationalError("connection lost"), 3, Retry(4.0)),

@@ -15,6 +15,7 @@ import psycopg
 import pytest
 
 from tests.runtime.support import (
+    INTERNAL,
     WorkerProcess,
     completed,
     effects_by_key,
@@ -53,7 +54,13 @@ def test_jobs_are_done_once_and_malformed_messages_dead_lettered_at_once(
     no_key = send_raw(conn, {"kind": "enrich", "payload": {}})
     wrong_queue = send_raw(conn, {"kind": "outreach", "idempotency_key": "x", "payload": {}})
     bad_payload = send_raw(
-        conn, {"kind": "enrich", "idempotency_key": "bad-payload", "payload": {"sleep": "long"}}
+        conn,
+        {
+            "kind": "enrich",
+            "idempotency_key": "bad-payload",
+            "payload": {"sleep": "long"},
+            "provenance": INTERNAL,  # a public sender may not set sleep at all: forbidden
+        },
     )
 
     wait_until(lambda: len(completed(conn)) == 20, what="20 jobs done")

@@ -119,6 +119,23 @@ def test_requested_by_is_the_session_unless_the_caller_is_internal(
     assert message["requested_by"] == message["payload"]["requested_by"] == recorded
 
 
+@pytest.mark.parametrize(
+    ("role", "level"), [("anon", "public"), ("enforcement_operator", "operator")]
+)
+def test_the_envelope_names_the_fields_the_rpc_derived_itself(
+    fresh_db_url: str, case_id: str, role: str, level: str
+) -> None:
+    # The worker's policy re-check holds the caller's level to case_id alone, and lets
+    # through what the provenance says the RPC formed (docs/worker-runtime.md).
+    msg_id = request_brief(fresh_db_url, role, case_id, "someone")
+    with psycopg.connect(fresh_db_url) as conn:
+        message = one(conn, "select message from pgmq.q_case_copilot where msg_id = %s", (msg_id,))
+    assert message["provenance"]["level"] == level
+    assert message["provenance"]["role"] == role
+    assert message["provenance"]["derived"] == ["case_number", "requested_by", "requested_at"]
+    assert set(message["payload"]) == {"case_id", "case_number", "requested_by", "requested_at"}
+
+
 @pytest.mark.parametrize("role", PUBLIC_ROLES)
 def test_no_name_records_the_session(fresh_db_url: str, case_id: str, role: str) -> None:
     msg_id = request_brief(fresh_db_url, role, case_id)

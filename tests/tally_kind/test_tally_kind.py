@@ -157,3 +157,54 @@ def test_the_fleet_refuses_python_kinds_without_a_row(fresh_db_url: str, tmp_pat
     # A kind Python defines needs its row even when this fleet does not run it.
     idle = fleet_up(fresh_db_url, tmp_path, "scheduler: dragonfly scheduler\n", HANDLERS)
     assert "job kind(s) tally not registered" in one_line_error(idle)
+
+
+def send(conn: Conn, key: str, payload: dict[str, Any], provenance: Any) -> int:
+    """pgmq.send a tally envelope straight to the queue (provenance None: left out)."""
+    envelope = {"kind": "tally", "idempotency_key": key, "payload": payload}
+    if provenance is not None:
+        envelope["provenance"] = provenance
+    row = conn.execute("select pgmq.send('tally', %s)", (Jsonb(envelope),)).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_a_kind_without_a_shape_is_the_fleets_and_operators_only(
+    tally_db_url: str, worker: WorkerProcess
+) -> None:
+    worker.wait_ready()
+    with psycopg.connect(tally_db_url, autocommit=True) as conn:
+        # At the door: a public caller may not enqueue a kind registered without a shape.
+        with conn.transaction():
+            conn.execute("set local role anon")
+            with pytest.raises(psycopg.errors.InsufficientPrivilege, match="public callers"):
+                queue_job(conn, "tally-anon", {"count": 1})
+        # Sent straight to the queue, with public provenance or none: the worker refuses it.
+        refused = [
+            send(conn, "tally-raw", {"count": 1}, {"level": "public", "role": "anon"}),
+            send(conn, "tally-raw", {"count": 1}, None),
+        ]
+        send(conn, "tally-op", {"count": 2}, {"level": "operator", "role": "enforcement_operator"})
+
+        def dead_letters() -> list[tuple[Any, ...]]:
+            return conn.execute(
+                "select msg_id, reason, last_error from dragonfly.dead_letters"
+                " where kind = 'tally' order by msg_id"
+            ).fetchall()
+
+        wait_until(lambda: len(dead_letters()) == 2, what="two dead letters")
+        forbidden = "forbidden: public callers may not enqueue tally jobs"
+        assert dead_letters() == [(m, "forbidden", forbidden) for m in refused]
+        marks = wait_until(
+            lambda: conn.execute(
+                "select idempotency_key, count from dragonfly.tally_marks"
+            ).fetchall(),
+            what="the operator's tally mark",
+        )
+        assert marks == [("tally-op", 2)]
+    assert worker.events("job_dead_lettered", reason="forbidden")
+    [loaded] = worker.events("job_policy_loaded")
+    assert loaded["levels"] == {"internal": "*", "operator": "*"}
+    assert loaded["shape"] is False
+    worker.terminate()
+    assert worker.wait() == 0

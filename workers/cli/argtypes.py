@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 from uuid import UUID
 
+from workers.job_kinds import check_kind_name
+
 
 def integer(text: str) -> int:
     """A whole number (negative allowed)."""
@@ -53,3 +55,11 @@ def uuid(text: str) -> UUID:
         raise argparse.ArgumentTypeError(
             f"expected a UUID (like 3f2b8c1e-0d4a-4e57-9b6e-2f1c0a9d8e7b), got {text!r}"
         ) from None
+
+
+def kind_name(text: str) -> str:
+    """A job kind's name (the registry's rule); whether it is registered is checked later."""
+    try:
+        return check_kind_name(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None

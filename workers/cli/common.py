@@ -1,4 +1,4 @@
-"""Pieces every command shares: settings, the database URL, failures."""
+"""Pieces every command shares: settings, the database URL, failures, tables."""
 
 from __future__ import annotations
 
@@ -16,6 +16,13 @@ class CommandError(Exception):
     def __init__(self, message: str, exit_code: int = 1) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+
+
+def print_table(headers: list[str], rows: list[list[str]]) -> None:
+    """Print ``rows`` under ``headers`` in columns as wide as their widest cell."""
+    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
+    for line in [headers, *rows]:
+        print("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
 
 
 def settings_and_url() -> tuple[Settings, str]:

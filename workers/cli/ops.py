@@ -15,7 +15,7 @@ from typing import Any
 import psycopg
 
 from workers.cli.argtypes import positive_int
-from workers.cli.common import CommandError, open_connection
+from workers.cli.common import CommandError, open_connection, print_table
 from workers.job_kinds import KINDS
 from workers.ops import deadletters
 from workers.ops.deadletters import DeadLetterFilter
@@ -144,12 +144,6 @@ def _due(at: datetime | None, now: datetime) -> str:
     return f"in {_age(math.ceil(seconds))}" if seconds > 0 else "now"
 
 
-def _table(headers: list[str], rows: list[list[str]]) -> None:
-    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
-    for line in [headers, *rows]:
-        print("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
-
-
 def _time(value: datetime | None) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ") if value else "-"
 
@@ -179,7 +173,7 @@ def cmd_queues(args: argparse.Namespace) -> int:
         print(json.dumps([s.as_dict() for s in stats], indent=2))
         return 0
     now = datetime.now(UTC)
-    _table(
+    print_table(
         [
             "QUEUE",
             "DEPTH",
@@ -235,7 +229,7 @@ def cmd_dlq_list(args: argparse.Namespace) -> int:
     if not rows:
         print("no dead letters match")
         return 0
-    _table(
+    print_table(
         ["ID", "QUEUE", "KIND", "KEY", "ATTEMPTS", "REASON", "DEAD_AT", "STATUS", "LAST_ERROR"],
         [
             [

@@ -15,12 +15,12 @@ from typing import Any
 
 import psycopg
 
+from workers.cli.argtypes import kind_name
 from workers.cli.common import CommandError, settings_and_url
 from workers.db.connect import redact
 from workers.job_kinds import (
     KINDS,
     RegistryMismatch,
-    check_kind_name,
     check_registry,
     python_kinds,
     registered,
@@ -32,13 +32,6 @@ from workers.runtime.consumer import Consumer, ConsumerConfig
 from workers.runtime.handlers import HandlerNotFound, load_job
 from workers.runtime.shutdown import SignalStop
 from workers.settings import Settings
-
-
-def _kind(text: str) -> str:
-    try:
-        return check_kind_name(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _concurrency(text: str) -> int:
@@ -57,7 +50,7 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument(
         "kind",
-        type=_kind,
+        type=kind_name,
         metavar="KIND",
         help=f"job kind (and queue) to consume: {', '.join(KINDS)}, or a kind named in"
         " DRAGONFLY_HANDLERS or --handler",

@@ -3,7 +3,10 @@
 The batch's jobs share one transaction (one commit, one fsync) and each job has
 a savepoint, so a failing job rolls back only its own effects::
 
+    policy             once per process: the kind's job-kind policy (workers.runtime.policy)
     read (autocommit: read_ct += 1 commits, so even a crash counts the attempt)
+    parse              envelope, policy re-check, payload: a message that fails is
+                       dead-lettered in the transaction below, unrun
     outside phase      kinds with a ``fetch``: hold_jobs (vt pushed past the phase),
                        then each job's fetch, autocommit, no transaction open
     begin
@@ -40,6 +43,7 @@ from workers.runtime import queries
 from workers.runtime.context import BatchContext, FetchContext, JobContext
 from workers.runtime.envelope import Delivery, Envelope, parse_envelope, parse_payload
 from workers.runtime.errors import (
+    Forbidden,
     JobInterrupted,
     JobTimeout,
     MalformedMessage,
@@ -48,6 +52,7 @@ from workers.runtime.errors import (
 )
 from workers.runtime.handlers import BatchItem, JobKind
 from workers.runtime.hooks import JobMetrics
+from workers.runtime.policy import KindPolicy, load_policy
 from workers.runtime.retry import DeadLetter, RetryPolicy, decide
 from workers.runtime.watchdog import Interruption, Slot
 
@@ -76,7 +81,8 @@ class Job:
     base_log: Any
     envelope: Envelope | None = None
     payload: BaseModel | None = None
-    malformed: str | None = None
+    malformed: MalformedMessage | None = None
+    """Why the message is refused unrun: a bad envelope or payload, or Forbidden."""
     kind: str | None = None
     context: dict[str, Any] = field(default_factory=dict)
     """The job's stable log keys: queue, msg_id, kind, idempotency_key, attempt, case_id."""
@@ -153,10 +159,45 @@ class BatchRunner:
         self._metrics = metrics
         self._log = log
         self._stopping = stopping
+        self._policy: KindPolicy | None = None
+        self._policy_lock = threading.Lock()
+
+    @property
+    def policy(self) -> KindPolicy | None:
+        """The kind's job-kind policy, once loaded (before the first read)."""
+        return self._policy
+
+    def load_policy(self, conn: psycopg.Connection[Any]) -> KindPolicy:
+        """The kind's policy: read from the database on first use, then kept.
+
+        Once per process, so a change of policy reaches the workers when they restart.
+        Raises what the read raises (the consumer backs off and tries again).
+        """
+        with self._policy_lock:
+            if self._policy is None:
+                policy = load_policy(conn, self._job.kind)
+                self._log.info(
+                    "job_policy_loaded",
+                    queue=self._cfg.queue,
+                    kind=policy.kind,
+                    levels=policy.describe(),
+                    shape=policy.shape is not None,
+                )
+                if not policy.levels:
+                    self._log.warning(
+                        "job_policy_empty",
+                        queue=self._cfg.queue,
+                        kind=policy.kind,
+                        detail="no level may enqueue this kind: every job is dead-lettered"
+                        " as forbidden",
+                    )
+                self._policy = policy
+            return self._policy
 
     def run_once(self, conn: psycopg.Connection[Any], slot: Slot) -> int:
         """Read one batch and run it; returns how many messages were read."""
         cfg = self._cfg
+        self.load_policy(conn)
         deliveries = queries.read(conn, cfg.queue, cfg.visibility_timeout, cfg.batch_size)
         if deliveries:
             self.run_deliveries(conn, slot, deliveries)
@@ -168,7 +209,8 @@ class BatchRunner:
         """Run the jobs of messages already read; None when the batch was released."""
         cfg = self._cfg
         started = perf_counter()
-        jobs = [self._parse(d) for d in deliveries]
+        policy = self.load_policy(conn)
+        jobs = [self._parse(d, policy) for d in deliveries]
         slot.batch, slot.backend_pid = deliveries, conn.info.backend_pid
         try:
             if self._job.fetch is not None:
@@ -199,13 +241,15 @@ class BatchRunner:
 
     # -- parsing -----------------------------------------------------------------
 
-    def _parse(self, delivery: Delivery) -> Job:
+    def _parse(self, delivery: Delivery, policy: KindPolicy) -> Job:
         job = Job(delivery, self._log)
         try:
             job.envelope = parse_envelope(delivery.message, self._cfg.queue)
+            # Who sent it, before anything looks at what it asks for.
+            policy.check(job.envelope)
             job.payload = parse_payload(self._job.payload, job.envelope)
         except MalformedMessage as exc:
-            job.malformed = str(exc)
+            job.malformed = exc.with_traceback(None)
         env = job.envelope
         key: str | None
         if env is not None:
@@ -330,7 +374,8 @@ class BatchRunner:
                 if state == "lost":
                     report.lost.append(job)
                 elif job.malformed is not None:
-                    self._dead_letter(conn, job, MalformedMessage(job.malformed), None, report)
+                    reason = "forbidden" if isinstance(job.malformed, Forbidden) else "malformed"
+                    self._dead_letter(conn, job, job.malformed, None, report, reason=reason)
                 elif state == "done":
                     report.duplicates.append(job)
                 elif job.delivery.attempt > cfg.retry.max_attempts:
@@ -551,7 +596,7 @@ class BatchRunner:
         reason: str = "malformed",
     ) -> None:
         """Dead-letter a job; ``duration`` None when its handler never ran."""
-        text = describe(error) if reason != "malformed" else str(error)
+        text = str(error) if reason in ("malformed", "forbidden") else describe(error)
         tb = None
         if error.__traceback__ is not None or error.__cause__ is not None:
             tb = "".join(traceback.format_exception(error))

@@ -23,7 +23,13 @@ TrustLevel = Literal["internal", "operator", "public"]
 
 
 class Provenance(BaseModel):
-    """Who enqueued a job: the trust level, role and JWT identity of the session."""
+    """Who enqueued a job: the trust level, role and JWT identity of the session.
+
+    ``derived``: payload fields the enqueueing RPC formed itself (from the database and
+    the session) rather than took from the caller -- ``request_case_copilot`` names the
+    case number, request time and audit actor of its job. The policy re-check
+    (:mod:`workers.runtime.policy`) lets these through whatever the level.
+    """
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
@@ -31,6 +37,7 @@ class Provenance(BaseModel):
     role: str | None = None
     sub: str | None = None
     email: str | None = None
+    derived: frozenset[str] = frozenset()
 
 
 UNKNOWN_PROVENANCE = Provenance()

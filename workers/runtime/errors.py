@@ -18,7 +18,7 @@ import psycopg
 
 from workers.redact import scrub
 
-Failure = Literal["transient", "permanent", "timeout", "malformed", "unknown"]
+Failure = Literal["transient", "permanent", "timeout", "malformed", "forbidden", "unknown"]
 """How a job attempt failed.
 
 - ``transient``: worth retrying (connection loss, serialization failure, deadlock,
@@ -27,6 +27,8 @@ Failure = Literal["transient", "permanent", "timeout", "malformed", "unknown"]
   rejected the request, :class:`PermanentError`): dead-lettered at once;
 - ``timeout``: the handler overran its kind's job timeout; retried;
 - ``malformed``: the envelope or payload does not validate; dead-lettered at once;
+- ``forbidden``: the envelope's provenance may not enqueue the kind or set a field of its
+  payload (:class:`Forbidden`, :mod:`workers.runtime.policy`); dead-lettered at once;
 - ``unknown``: any other exception (most likely a bug); retried, so a fix deployed
   before ``max_attempts`` still saves the job, then dead-lettered.
 """
@@ -56,6 +58,15 @@ class TransientError(Exception):
 
 class MalformedMessage(Exception):
     """The message's envelope or payload does not validate; never retried."""
+
+
+class Forbidden(MalformedMessage):
+    """Who enqueued the job may not ask for it: never retried, dead-lettered as forbidden.
+
+    Raised by the policy re-check (:mod:`workers.runtime.policy`) before the job has any
+    effect; a handler may raise it too (a check only it can make). A kind of
+    :class:`MalformedMessage`, so whatever treats a bad message as final treats this so too.
+    """
 
 
 class JobTimeout(BaseException):
@@ -106,6 +117,8 @@ def classify(exc: BaseException) -> Failure:
     """The failure class of an exception raised by a job attempt."""
     if isinstance(exc, JobTimeout):
         return "timeout"
+    if isinstance(exc, Forbidden):
+        return "forbidden"
     if isinstance(exc, MalformedMessage):
         return "malformed"
     if isinstance(exc, PermanentError):

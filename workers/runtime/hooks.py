@@ -18,8 +18,8 @@ class JobMetrics(Protocol):
     ``duration_s`` is the handler's wall time. ``job_failed`` is called for
     every failed attempt (``retrying`` says whether another attempt follows); a
     failure that ends in the dead-letter store is followed by
-    ``job_dead_lettered``. A malformed message is only dead-lettered (``kind``
-    is then whatever the message claimed, or None).
+    ``job_dead_lettered``. A malformed or forbidden message is only dead-lettered
+    (``reason`` malformed or forbidden; ``kind`` is whatever the message claimed, or None).
     """
 
     def job_done(self, *, queue: str, kind: str, duration_s: float) -> None: ...

@@ -38,12 +38,22 @@ SAVEPOINT = "savepoint dragonfly_job"
 RELEASE_SAVEPOINT = "release savepoint dragonfly_job"
 ROLLBACK_TO_SAVEPOINT = "rollback to savepoint dragonfly_job"
 
+# The kind's policy rows and the field names of its payload shape (null: no shape); the
+# worker login may read both tables (20261202170000_job_kind_policy.sql).
+POLICY = (
+    "select k.payload_fields is not null, array(select jsonb_object_keys(k.payload_fields)),"
+    " p.level, p.fields"
+    " from dragonfly.job_kinds as k"
+    " left join dragonfly.job_kind_policies as p on p.kind = k.kind"
+    " where k.kind = %s order by p.level"
+)
+
 PING = "select 1"
 TERMINATE_BACKEND = "select pg_terminate_backend(%s, %s)"
 RUNTIME_INSTALLED = (
     "select to_regprocedure('public.pgmq_read(text, integer, integer)') is not null"
     " and to_regprocedure('dragonfly.claim_jobs(text, bigint[], integer[])')"
-    " is not null"
+    " is not null and to_regclass('dragonfly.job_kind_policies') is not null"
 )
 SET_IDLE_IN_TRANSACTION_TIMEOUT = (
     "select set_config('idle_in_transaction_session_timeout', %s, false)"
@@ -131,8 +141,21 @@ def dead_letter(
     return int(row[0])
 
 
+PolicyRow = tuple[bool, list[str], str | None, list[str] | None]
+
+
+def policy_rows(conn: Conn, kind: str) -> list[PolicyRow]:
+    """``(has_shape, shape_fields, level, fields)`` per policy row of ``kind``.
+
+    One row with level None when the kind has no policy row; no rows when it is not
+    registered.
+    """
+    return [(bool(r[0]), list(r[1]), r[2], r[3]) for r in conn.execute(POLICY, (kind,))]
+
+
 def runtime_installed(conn: Conn) -> bool:
-    """Whether the migrations that define the runtime's functions were applied."""
+    """Whether the migrations that define the runtime's functions (and the job-kind
+    policy the worker re-checks) were applied."""
     row = conn.execute(RUNTIME_INSTALLED).fetchone()
     return bool(row and row[0])
 

@@ -20,7 +20,7 @@ from typing import Literal
 
 from workers.runtime.errors import Failure, TransientError, classify
 
-DeadLetterReason = Literal["malformed", "permanent", "max_attempts", "timeout"]
+DeadLetterReason = Literal["malformed", "forbidden", "permanent", "max_attempts", "timeout"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +71,8 @@ def decide(error: BaseException, attempt: int, policy: RetryPolicy, *, jitter: f
     failure: Failure = classify(error)
     if failure == "malformed":
         return DeadLetter("malformed")
+    if failure == "forbidden":
+        return DeadLetter("forbidden")
     if failure == "permanent":
         return DeadLetter("permanent")
     if attempt >= policy.max_attempts:
