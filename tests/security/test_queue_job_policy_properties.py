@@ -1,5 +1,6 @@
 """Property tests of the job-kind policy: no generated public payload reaches a field outside
-its kind's public row, and whatever is accepted is recorded as public.
+its kind's public row, neither through queue_job (and whatever it accepts is recorded as
+public) nor past the worker's re-check.
 
 Payloads mix the kind's own fields (with valid, unknown and malformed values), made-up
 fields and nested values; each call runs as anon or a signed-in user in a savepoint of the
@@ -19,6 +20,9 @@ from psycopg.types.json import Jsonb
 
 from tests.security.support import PUBLIC_ROLES, become
 from tests.sql.enforcement_seed import Seeded
+from workers.runtime.envelope import parse_envelope
+from workers.runtime.errors import Forbidden
+from workers.runtime.policy import load_policy
 
 Conn = psycopg.Connection[Any]
 
@@ -131,3 +135,26 @@ def test_no_public_payload_reaches_a_privileged_field(
     assert message["provenance"]["level"] == "public"
     assert message["provenance"]["role"] == role
     assert message["idempotency_key"].startswith("public:")
+
+
+@SETTINGS
+@given(data=st.data())
+def test_the_workers_recheck_lets_no_public_payload_reach_a_privileged_field(
+    db: Conn, world: dict[str, Any], data: st.DataObject
+) -> None:
+    """The same property for the worker's re-check (the policy as a worker loads it), with
+    the payload sent past the door: public or no provenance, any fields at all."""
+    _role, kind, payload = data.draw(public_jobs(world))
+    _shape, public_fields = world["policy"][kind]
+    provenance = data.draw(st.sampled_from([{"level": "public", "role": "anon"}, None]))
+    message: dict[str, Any] = {"kind": kind, "idempotency_key": "k", "payload": payload}
+    if provenance is not None:
+        message["provenance"] = provenance
+    envelope = parse_envelope(message, kind)
+    try:
+        load_policy(db, kind).check(envelope)
+    except Forbidden:
+        event("forbidden")
+        return
+    event("allowed")
+    assert {name for name, value in payload.items() if value is not None} <= set(public_fields)
