@@ -10,7 +10,7 @@
 -- (docs/worker-runtime.md, "The policy re-check"; docs/runbooks/dead-letters.md).
 --
 -- The reason's check and dragonfly.dead_letter_job() take 'forbidden'; nothing else
--- changes (replay still sends the stored envelope, provenance and all, so a replayed
+-- changes (the function is the size-limited one of 20261202171200, with the new reason) (replay still sends the stored envelope, provenance and all, so a replayed
 -- forbidden job is refused again unless the policy changed meanwhile).
 
 alter table dragonfly.dead_letters
@@ -37,6 +37,11 @@ declare
     v_message jsonb;
     v_headers jsonb;
     v_enqueued_at timestamptz;
+    v_limit integer;
+    v_bytes integer;
+    v_stored jsonb;
+    v_error text := p_error;
+    v_traceback text := p_traceback;
     v_id bigint;
 begin
     if p_reason is null
@@ -67,9 +72,25 @@ begin
                 p_msg_id, p_queue, p_read_ct
             );
     end if;
+
+    v_stored := coalesce(v_message, 'null'::jsonb);
+    v_limit := dragonfly.dead_letter_max_bytes();
+    v_bytes := pg_catalog.octet_length(v_stored::text) + coalesce(pg_catalog.octet_length(v_headers::text), 0);
+    if v_bytes > v_limit then
+        v_stored := dragonfly.dead_letter_stand_in(v_message, v_headers, v_bytes, v_limit);
+    end if;
+    if pg_catalog.length(v_error) > 8192 then
+        v_error := pg_catalog.left(v_error, 8192)
+            || pg_catalog.format(' [%s more characters cut]', pg_catalog.length(v_error) - 8192);
+    end if;
+    if pg_catalog.length(v_traceback) > 65536 then
+        v_traceback := pg_catalog.format('[%s characters cut]', pg_catalog.length(v_traceback) - 65536)
+            || E'\n' || pg_catalog.right(v_traceback, 65536);
+    end if;
+
     insert into dragonfly.dead_letters
         (queue, msg_id, kind, idempotency_key, message, headers, attempts, reason, last_error,
-         traceback, enqueued_at)
+         traceback, enqueued_at, truncated_from_bytes)
     values (
         p_queue,
         p_msg_id,
@@ -77,13 +98,14 @@ begin
              then v_message ->> 'kind' end,
         case when pg_catalog.jsonb_typeof(v_message -> 'idempotency_key') = 'string'
              then nullif(pg_catalog.btrim(v_message ->> 'idempotency_key'), '') end,
-        coalesce(v_message, 'null'::jsonb),
-        v_headers,
+        v_stored,
+        case when v_bytes > v_limit then null else v_headers end,
         p_read_ct,
         p_reason,
-        p_error,
-        p_traceback,
-        v_enqueued_at
+        v_error,
+        v_traceback,
+        v_enqueued_at,
+        case when v_bytes > v_limit then v_bytes end
     )
     returning id into v_id;
     return v_id;
@@ -93,5 +115,8 @@ $$;
 comment on function dragonfly.dead_letter_job(text, bigint, integer, text, text, text) is
     'Moves a delivery from the live queue to dragonfly.dead_letters (message, headers, attempts '
     '= read_ct, reason, last error, traceback, enqueue time) and returns the dead letter''s id. '
-    'Reasons: malformed, forbidden (the policy re-check), permanent, max_attempts, timeout. '
-    'DF100 when the delivery is no longer current; 22023 on a bad reason or a blank error.';
+    'Reasons: malformed, forbidden (the policy re-check), permanent, max_attempts, timeout. A '
+    'message over dragonfly.dead_letter_max_bytes (default 1 MiB of JSON) is stored as a stand-in '
+    '(dead_letter_stand_in) with truncated_from_bytes set; the error keeps its first 8192 characters, '
+    'the traceback its last 65536. DF100 when the delivery is no longer current; 22023 on a bad '
+    'reason or a blank error.';

@@ -15,6 +15,7 @@ import psycopg
 import pytest
 
 from tests.runtime.support import (
+    INTERNAL,
     RecordingMetrics,
     completed,
     effects_by_key,
@@ -100,7 +101,12 @@ def test_a_second_message_with_a_done_key_is_acknowledged_without_running(
 ) -> None:
     metrics = RecordingMetrics()
     runner = make_runner(metrics)
-    envelope = {"kind": "enrich", "idempotency_key": "twice", "payload": {}}
+    envelope = {
+        "kind": "enrich",
+        "idempotency_key": "twice",
+        "payload": {},
+        "provenance": INTERNAL,  # a redelivered copy of one of the fleet's own jobs
+    }
     first, second = send_raw(conn, envelope), send_raw(conn, envelope)
 
     # Both in one batch: the first runs, the copy goes back unrun (its read undone).
