@@ -188,8 +188,8 @@ def cmd_queues(args: argparse.Namespace) -> int:
         [
             [
                 s.queue,
-                str(s.depth),
-                str(s.visible),
+                f"~{s.depth}" if s.depth_estimated else str(s.depth),
+                f"~{s.visible}" if s.depth_estimated else str(s.visible),
                 str(s.in_flight),
                 str(s.deferred),
                 _due(s.next_due_at, now),

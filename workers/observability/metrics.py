@@ -8,7 +8,7 @@ Every process gets its own :class:`~prometheus_client.CollectorRegistry` (from
   jobs done, failed and dead-lettered, and a handler-duration histogram;
 - :class:`QueueStatsCollector` — queue depth, visible/in-flight counts, oldest
   message age and open dead letters, read from ``dragonfly.queue_stats()``
-  (which reads ``pgmq.metrics``) when Prometheus scrapes;
+  when Prometheus scrapes;
 - :class:`SchedulerMetrics` — the scheduler's leadership and task runs.
 
 Metric names are stable; dashboards and alerts (docs/runbooks/) rely on them.
@@ -137,7 +137,9 @@ class QueueStatsCollector(Collector):
         yield up
         gauges = {
             "depth": GaugeMetricFamily(
-                "dragonfly_queue_depth", "Messages in the queue (pgmq.metrics).", labels=["queue"]
+                "dragonfly_queue_depth",
+                "Messages in the queue (counted up to 10,000, estimated beyond).",
+                labels=["queue"],
             ),
             "visible": GaugeMetricFamily(
                 "dragonfly_queue_visible", "Messages ready to be read now.", labels=["queue"]
@@ -154,7 +156,7 @@ class QueueStatsCollector(Collector):
             ),
             "oldest_age_sec": GaugeMetricFamily(
                 "dragonfly_queue_oldest_message_age_seconds",
-                "Age of the oldest message in the queue; 0 when empty (pgmq.metrics).",
+                "Age of the oldest message in the queue; 0 when empty.",
                 labels=["queue"],
             ),
             "dead_letters": GaugeMetricFamily(
@@ -165,7 +167,7 @@ class QueueStatsCollector(Collector):
         }
         sent = CounterMetricFamily(
             "dragonfly_queue_messages_sent",
-            "Messages ever sent to the queue (pgmq.metrics total_messages).",
+            "Messages ever sent to the queue (the message id sequence).",
             labels=["queue"],
         )
         for s in stats:

@@ -11,7 +11,7 @@ from psycopg.rows import class_row
 
 QUEUE_STATS = """
 select queue, depth, visible, in_flight, deferred, next_due_at, oldest_age_sec,
-       newest_age_sec, total_messages, dead_letters
+       newest_age_sec, total_messages, dead_letters, depth_estimated
 from dragonfly.queue_stats()
 """
 
@@ -23,6 +23,8 @@ class QueueStats:
     ``in_flight``: read and not finished (a worker holds it, or it waits out a retry
     backoff); ``deferred``: never read, held back by its enqueuer until ``next_due_at``
     (the earliest of them), such as outreach waiting for quiet hours to end.
+    ``depth_estimated``: deeper than 10,000 messages, so ``depth`` (and ``visible``) are
+    estimated from the span of message ids, an upper bound, rather than counted.
     """
 
     queue: str
@@ -35,6 +37,7 @@ class QueueStats:
     newest_age_sec: int | None
     total_messages: int
     dead_letters: int
+    depth_estimated: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready: ``next_due_at`` as ISO 8601."""
