@@ -39,6 +39,7 @@ COMMANDS: dict[str, list[str]] = {
     "listen": ["listen"],
     "queues": ["queues"],
     "scheduler": ["scheduler", "--once"],
+    "security": ["security", "report"],
     "up": ["up"],
     "worker": ["worker", "enrich"],
 }
