@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +113,9 @@ def cmd_url(_args: argparse.Namespace) -> int:
     return 0
 
 
+# How long `db stop` waits for the connections of commands that have just exited to go.
+IN_USE_GRACE_S = 3.0
+
 # Connections of dragonfly processes (the CLI names them by command, see workers.cli).
 DRAGONFLY_CLIENTS = """
 select application_name, count(*) from pg_stat_activity
@@ -131,6 +135,12 @@ def _in_use(settings: Settings) -> str | None:
     try:
         with connect(url, connect_timeout=settings.connect_timeout, autocommit=True) as conn:
             clients = conn.execute(DRAGONFLY_CLIENTS).fetchall()
+            # The backend of a command that has just exited (`db status && db stop`) stays
+            # in pg_stat_activity for a moment after its client is gone: give it that moment.
+            deadline = time.monotonic() + IN_USE_GRACE_S
+            while clients and time.monotonic() < deadline:
+                time.sleep(0.1)
+                clients = conn.execute(DRAGONFLY_CLIENTS).fetchall()
     except ConfigError:
         return None  # not accepting connections: nothing of ours is using it
     if not clients:
