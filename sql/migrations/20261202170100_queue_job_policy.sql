@@ -85,23 +85,35 @@ comment on function dragonfly.count_enqueue(text, interval, integer, text) is
 
 revoke execute on function dragonfly.count_enqueue(text, interval, integer, text) from public;
 
+-- The scheduler's retention task (a member of dragonfly_worker, with no right on the table)
+-- calls it, so it runs with its owner's rights; it must then not be a way to reset the rate
+-- limits, so it deletes only windows that are over (the longest window is an hour).
 create function dragonfly.prune_enqueue_rate_windows(p_older interval default interval '2 hours')
 returns integer
-language sql
+language plpgsql
 volatile
+security definer
 set search_path = ''
 as $$
-    with gone as (
-        delete from dragonfly.enqueue_rate_windows as w
-         where w.window_start < pg_catalog.now() - p_older
-        returning 1
-    )
-    select pg_catalog.count(*)::integer from gone
+declare
+    v_deleted integer;
+begin
+    if p_older is null or p_older < interval '1 hour' then
+        raise exception using
+            errcode = '22023',
+            message = 'prune_enqueue_rate_windows: p_older must be at least 1 hour (the longest window)';
+    end if;
+    delete from dragonfly.enqueue_rate_windows as w
+     where w.window_start < pg_catalog.now() - p_older;
+    get diagnostics v_deleted = row_count;
+    return v_deleted;
+end
 $$;
 
 comment on function dragonfly.prune_enqueue_rate_windows(interval) is
-    'Deletes rate-limit windows that started more than p_older ago (their scopes went quiet); '
-    'returns how many. Run by the scheduler''s retention task.';
+    'Deletes rate-limit windows that started more than p_older ago (at least 1 hour, else 22023: '
+    'such windows are over; their scopes went quiet); returns how many. Run by the scheduler''s '
+    'retention task every run.';
 
 revoke execute on function dragonfly.prune_enqueue_rate_windows(interval) from public;
 grant execute on function dragonfly.prune_enqueue_rate_windows(interval) to service_role, dragonfly_worker;

@@ -1,12 +1,17 @@
 -- request_case_copilot() sends its job through dragonfly.send_job() with the caller's
--- provenance, instead of calling queue_job() as the caller.
+-- provenance, instead of calling queue_job() as the caller, and names in that provenance the
+-- payload fields it formed itself: "derived": ["case_number", "requested_by", "requested_at"].
 --
 -- Why: queue_job() now applies the caller's job-kind policy, under which a public caller may
 -- set only case_id of a case_copilot job; request_case_copilot() builds the rest of the payload
--- itself (case_number, requested_by, requested_at) from the database and the session, after
--- its own checks (one pending brief per case for public callers). The envelope records the
--- caller's provenance either way, so the worker's re-check sees who asked. Otherwise the
--- function is unchanged.
+-- itself (case_number read from the judgment, requested_at from the clock, requested_by by the
+-- audit rule) after its own checks (one pending brief per case for public callers). The worker
+-- checks every envelope against the policy again before the job has any effect
+-- (docs/worker-runtime.md, "The policy re-check"); the provenance says which fields the
+-- database formed, so the re-check holds the caller to its level for everything else and lets
+-- these through. A message without provenance, or with none of them named, gets no such
+-- allowance; the provenance comes from the RPC, never from the caller's arguments. Otherwise
+-- the function is unchanged.
 
 create or replace function public.request_case_copilot(case_id text, requested_by text default null)
 returns bigint
@@ -82,6 +87,7 @@ begin
         0,
         v_requested_by,
         dragonfly.caller_provenance()
+            || '{"derived": ["case_number", "requested_by", "requested_at"]}'::jsonb
     );
 end;
 $$;

@@ -6,7 +6,8 @@
 -- that stayed until a person resolved them, and every `dlq list` read them. Now, when a message
 -- is dead-lettered:
 --   * a message whose JSON text (with its headers') is larger than dragonfly.dead_letter_max_bytes
---     (a setting, default 1048576 = 1 MiB, so any job queue_job takes is kept whole; at least 16384) is replaced by a stand-in
+--     (a setting, default 1048576 = 1 MiB, so any job queue_job takes is kept whole; at least
+--     16384) is replaced by a stand-in
 --       {kind, idempotency_key, requested_by, provenance, enqueued_at   -- those present, each
 --                                                                       -- of at most 1 KiB
 --        "truncated": {original_bytes, limit_bytes, headers_bytes, prefix}}
@@ -20,6 +21,8 @@
 -- unaffected. replay_dead_letter() refuses a truncated dead letter with 55000 (its payload is
 -- gone: a replay would send a job without it); the job has to be enqueued again from its source
 -- under a new key (docs/runbooks/dead-letters.md). A stand-in is at most about 21 KiB.
+-- dead_letter_job() also takes the reason 'forbidden' (the worker's policy re-check), which
+-- the reasons' check accepts from 20261202173000 on.
 
 alter table dragonfly.dead_letters
     add column truncated_from_bytes integer
@@ -134,11 +137,12 @@ declare
     v_traceback text := p_traceback;
     v_id bigint;
 begin
-    if p_reason is null or p_reason not in ('malformed', 'permanent', 'max_attempts', 'timeout') then
+    if p_reason is null
+       or p_reason not in ('malformed', 'forbidden', 'permanent', 'max_attempts', 'timeout') then
         raise exception using
             errcode = '22023',
             message = pg_catalog.format(
-                'dead_letter_job: reason must be malformed, permanent, max_attempts or timeout (got %s)',
+                'dead_letter_job: reason must be malformed, forbidden, permanent, max_attempts or timeout (got %s)',
                 coalesce(pg_catalog.quote_literal(pg_catalog.left(p_reason, 40)), 'null')
             );
     end if;
@@ -203,7 +207,8 @@ $$;
 
 comment on function dragonfly.dead_letter_job(text, bigint, integer, text, text, text) is
     'Moves a delivery from the live queue to dragonfly.dead_letters (message, headers, attempts '
-    '= read_ct, reason, last error, traceback, enqueue time) and returns the dead letter''s id. A '
+    '= read_ct, reason, last error, traceback, enqueue time) and returns the dead letter''s id. '
+    'Reasons: malformed, forbidden (the policy re-check), permanent, max_attempts, timeout. A '
     'message over dragonfly.dead_letter_max_bytes (default 1 MiB of JSON) is stored as a stand-in '
     '(dead_letter_stand_in) with truncated_from_bytes set; the error keeps its first 8192 characters, '
     'the traceback its last 65536. DF100 when the delivery is no longer current; 22023 on a bad '
