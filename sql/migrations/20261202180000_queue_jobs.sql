@@ -296,7 +296,7 @@ end;
 $$;
 
 create function public.queue_jobs(jobs jsonb)
-returns table (ordinality integer, msg_id bigint, sqlstate text, message text)
+returns table (ordinality integer, msg_id bigint, sent boolean, sqlstate text, message text)
 language plpgsql
 volatile
 security definer
@@ -316,6 +316,7 @@ declare
     v_message text;
     -- Per element, by ordinality: the outcome.
     r_msg_id bigint[];
+    r_sent boolean[];
     r_state text[];
     r_message text[];
     -- The checked jobs with a key not enqueued yet, in order.
@@ -354,6 +355,7 @@ begin
         return;
     end if;
     r_msg_id := pg_catalog.array_fill(null::bigint, array[v_count]);
+    r_sent := pg_catalog.array_fill(false, array[v_count]);
     r_state := pg_catalog.array_fill(null::text, array[v_count]);
     r_message := pg_catalog.array_fill(null::text, array[v_count]);
 
@@ -498,6 +500,7 @@ begin
           from pgmq.send_batch(v_group.kind, v_group.msgs, v_group.delay) as s(id);
         for v_i in 1 .. pg_catalog.array_length(v_ids, 1) loop
             r_msg_id[v_group.ords[v_i]] := v_ids[v_i];
+            r_sent[v_group.ords[v_i]] := true;
         end loop;
     end loop;
 
@@ -534,13 +537,16 @@ begin
         else
             r_msg_id[v_lost.ord] := v_winner;
         end if;
+        r_sent[v_lost.ord] := false;
     end loop;
 
     -- 6. One row per element, in order; a repeated key's later elements share the outcome of
-    --    its first.
+    --    its first (sent only for the first).
     return query
         select o.ord::integer,
                coalesce(r_msg_id[o.ord], r_msg_id[f.first_ord]),
+               case when coalesce(r_msg_id[o.ord], r_msg_id[f.first_ord]) is not null
+                    then r_sent[o.ord] end,
                coalesce(r_state[o.ord], case when r_msg_id[o.ord] is null then r_state[f.first_ord] end),
                coalesce(r_message[o.ord], case when r_msg_id[o.ord] is null then r_message[f.first_ord] end)
           from pg_catalog.generate_series(1, v_count) as o(ord)
@@ -557,11 +563,12 @@ $$;
 
 comment on function public.queue_jobs(jsonb) is
     'Enqueue up to 1000 jobs: a JSON array of queue_job() envelopes, each checked as queue_job() '
-    'checks it. Returns one row per element, in order: (ordinality, msg_id, null, null) for a job '
-    'enqueued (or a key enqueued before: its first msg_id), (ordinality, null, sqlstate, message) '
-    'for one refused with what queue_job() would have raised; a refused element does not stop the '
-    'others. New jobs are sent with one pgmq.send_batch() per kind and delay. 22023 when jobs is '
-    'not an array; 54000 above 1000 elements. docs/rpc.md.';
+    'checks it. One row per element, in order: (ordinality, msg_id, sent, null, null) for a job '
+    'enqueued, sent true when this call sent its message and false for a key enqueued before or '
+    'earlier in the array (its first msg_id); (ordinality, null, null, sqlstate, message) for one '
+    'refused with what queue_job() would have raised. A refused element does not stop the others. '
+    'New jobs are sent with one pgmq.send_batch() per kind and delay. 22023 when jobs is not an '
+    'array; 54000 above 1000 elements. docs/rpc.md.';
 
 revoke execute on function public.queue_jobs(jsonb) from public, anon, authenticated, service_role;
 grant execute on function public.queue_jobs(jsonb)

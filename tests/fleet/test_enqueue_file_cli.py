@@ -47,13 +47,16 @@ def test_every_line_is_enqueued_once(conn: Conn, fresh_db_url: str, tmp_path: Pa
     path = write(tmp_path, lines)
     result = cli(fresh_db_url, "enqueue", "enrich", "--file", path, "--by", "ops@example.test")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == f"enqueued 1501 of 1501 enrich jobs from {path}"
+    assert result.stdout.strip() == (
+        f"enqueued 1501 of 1501 enrich jobs from {path} (1500 new, 1 enqueued before)"
+    )
     got = queued(conn)
     assert [key for key, _, _ in got] == [f"f{n}" for n in range(1500)]
     assert {by for _, _, by in got} == {"ops@example.test"}
     # Again: every key is known, nothing is sent twice.
     again = cli(fresh_db_url, "enqueue", "enrich", "--file", path)
     assert again.returncode == 0, again.stderr
+    assert "(0 new, 1501 enqueued before)" in again.stdout
     assert len(queued(conn)) == 1500
 
 
@@ -100,7 +103,9 @@ def test_jobs_the_database_refuses_are_reported_per_line(
     )
     result = cli(fresh_db_url, "enqueue", "enrich", "--file", path)
     assert result.returncode == 1
-    assert result.stdout.strip() == f"enqueued 2 of 4 enrich jobs from {path}"
+    assert result.stdout.strip() == (
+        f"enqueued 2 of 4 enrich jobs from {path} (2 new, 0 enqueued before)"
+    )
     assert result.stderr.splitlines() == [
         f"dragonfly: {path}:2: 22023 queue_job: payload.case_id must be a uuid (got 'not-a-uuid')",
         f"dragonfly: {path}:3: 22023 queue_job: delay_seconds must be an integer between 0 and"

@@ -28,10 +28,17 @@ Outcome = tuple[int | None, str | None, str | None]
 
 def queue_jobs(conn: Conn, jobs: list[Any]) -> list[Outcome]:
     rows = conn.execute(
-        "select ordinality, msg_id, sqlstate, message from public.queue_jobs(%s)", (Jsonb(jobs),)
+        "select ordinality, msg_id, sent, sqlstate, message from public.queue_jobs(%s)",
+        (Jsonb(jobs),),
     ).fetchall()
     assert [r[0] for r in rows] == list(range(1, len(jobs) + 1))
-    return [(r[1], r[2], r[3]) for r in rows]
+    SENT.clear()
+    SENT.extend(r[2] for r in rows)
+    return [(r[1], r[3], r[4]) for r in rows]
+
+
+SENT: list[bool | None] = []
+"""The ``sent`` column of the last :func:`queue_jobs` call."""
 
 
 def alone(conn: Conn, job: Any) -> Outcome:
@@ -120,6 +127,7 @@ def test_a_refused_job_sends_nothing_and_the_others_go(
     assert got[1][0] is None
     assert got[1][1] == "22023"
     assert "payload.channel must be one of" in (got[1][2] or "")
+    assert SENT == [True, None, True]
     assert got[0][0] is not None
     assert got[2][0] is not None
     assert queue_length(db, "outreach") == before + 2
@@ -136,6 +144,7 @@ def test_a_key_twice_in_one_array_is_one_job(db: Conn, jobs: dict[str, dict[str,
     got = queue_jobs(db, [one, other, one])
     assert got[0][0] is not None
     assert got == [got[0]] * 3
+    assert SENT == [True, False, False]
     assert queue_length(db, "enforce") == before + 1
 
 
@@ -153,6 +162,7 @@ def test_a_key_enqueued_earlier_gets_its_first_message(
         ],
     )
     assert got[0] == (first, None, None)
+    assert SENT == [False, True]
     assert got[1][0] is not None
     assert got[1][0] != first
     assert queue_length(db, "enrich") == before + 1
@@ -344,6 +354,7 @@ def test_a_key_committed_meanwhile_by_another_transaction_is_not_sent_twice(
         assert not thread.is_alive()
         got = result[0]
         assert got[0] == (winner, None, None)
+        assert SENT == [False, True]
         assert got[1][0] is not None
         assert first.execute(
             "select count(*) from pgmq.q_enrich where message->>'idempotency_key' = 'race'"

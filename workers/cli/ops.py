@@ -477,6 +477,10 @@ def _enqueue_file(args: argparse.Namespace) -> int:
             refused += 1
             message = " ".join((outcome.message or "").split())
             print(f"dragonfly: {name}:{number}: {outcome.sqlstate} {message}", file=sys.stderr)
-    sent = len(outcomes) - refused
-    print(f"enqueued {sent} of {len(outcomes)} {args.kind} jobs from {name}")
+    taken = len(outcomes) - refused
+    new = sum(1 for o in outcomes if o.sent)
+    print(
+        f"enqueued {taken} of {len(outcomes)} {args.kind} jobs from {name}"
+        f" ({new} new, {taken - new} enqueued before)"
+    )
     return 1 if refused else 0

@@ -46,7 +46,7 @@ def enqueue(conn: psycopg.Connection[Any], envelope: dict[str, Any]) -> int:
 
 
 QUEUE_JOBS = (
-    "select ordinality, msg_id, sqlstate, message from public.queue_jobs(%(envelopes)s)"
+    "select ordinality, msg_id, sent, sqlstate, message from public.queue_jobs(%(envelopes)s)"
     " order by ordinality"
 )
 MAX_JOBS_PER_CALL = 1000
@@ -55,9 +55,11 @@ MAX_JOBS_PER_CALL = 1000
 
 @dataclass(frozen=True)
 class Outcome:
-    """One envelope's answer from queue_jobs(): its message id, or why it was refused."""
+    """One envelope's answer from queue_jobs(): its message id (``sent`` when this call sent
+    it, not an earlier one), or why it was refused."""
 
     msg_id: int | None
+    sent: bool = False
     sqlstate: str | None = None
     message: str | None = None
 
@@ -78,8 +80,30 @@ def enqueue_many(
         rows = conn.execute(QUEUE_JOBS, {"envelopes": Jsonb(chunk)}).fetchall()
         if len(rows) != len(chunk):
             raise RuntimeError(f"queue_jobs() answered {len(rows)} rows for {len(chunk)} jobs")
-        out += [Outcome(r[1], r[2], r[3]) for r in rows]
+        out += [Outcome(r[1], bool(r[2]), r[3], r[4]) for r in rows]
     return out
+
+
+class JobRefused(Exception):
+    """queue_jobs() refused an envelope (``index`` into the list given)."""
+
+    def __init__(self, index: int, outcome: Outcome) -> None:
+        super().__init__(f"job {index + 1}: {outcome.sqlstate} {outcome.message}")
+        self.index = index
+        self.outcome = outcome
+
+
+def enqueue_all(
+    conn: psycopg.Connection[Any], envelopes: Sequence[dict[str, Any]]
+) -> list[Outcome]:
+    """:func:`enqueue_many` for producers whose every job must go: JobRefused on the first
+    refusal (the caller's transaction is then to be rolled back, as queue_job()'s error
+    would have done)."""
+    outcomes = enqueue_many(conn, envelopes)
+    for index, outcome in enumerate(outcomes):
+        if outcome.refused:
+            raise JobRefused(index, outcome)
+    return outcomes
 
 
 class BadLine(ValueError):
