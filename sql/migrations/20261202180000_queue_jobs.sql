@@ -331,6 +331,7 @@ declare
     v_retry integer;
     v_start timestamptz;
     v_send integer[] := '{}';
+    v_first boolean[];
     v_group record;
     v_ids bigint[];
     v_lost record;
@@ -389,6 +390,11 @@ begin
                                                  order by n.ord) as nth
               from unnest(n_ord, n_job) as n(ord, kind, idempotency_key, payload, delay_seconds, requested_by, msg_id, limits)) as d
      where d.nth = 1;
+    -- The same as a lookup by ordinality (the queries below test it per element).
+    v_first := pg_catalog.array_fill(false, array[v_count]);
+    foreach v_i in array v_send loop
+        v_first[v_i] := true;
+    end loop;
 
     -- 3. The rate limits, for the new keys only, element by element as queue_job() counts them:
     --    the scopes' windows are locked first (concurrent calls count one after another), the
@@ -492,7 +498,7 @@ begin
                    order by n.ord
                ) as msgs
           from unnest(n_ord, n_job) as n(ord, kind, idempotency_key, payload, delay_seconds, requested_by, msg_id, limits)
-         where n.ord = any (v_send) and r_state[n.ord] is null
+         where v_first[n.ord] and r_state[n.ord] is null
          group by n.kind, n.delay_seconds
     loop
         select pg_catalog.array_agg(s.id order by s.id)
@@ -512,7 +518,7 @@ begin
             select n.ord, n.kind as kind, n.idempotency_key as key,
                    n.requested_by as requested_by, r_msg_id[n.ord] as id
               from unnest(n_ord, n_job) as n(ord, kind, idempotency_key, payload, delay_seconds, requested_by, msg_id, limits)
-             where n.ord = any (v_send) and r_msg_id[n.ord] is not null
+             where v_first[n.ord] and r_msg_id[n.ord] is not null
         ), claimed as (
             insert into dragonfly.enqueued_jobs as j (kind, idempotency_key, msg_id, enqueued_at, enqueued_by)
             select s.kind, s.key, s.id, v_now, s.requested_by from sent as s
