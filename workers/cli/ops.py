@@ -19,7 +19,13 @@ from workers.cli.common import CommandError, open_connection, print_table
 from workers.job_kinds import KINDS
 from workers.ops import deadletters
 from workers.ops.deadletters import DeadLetterFilter
-from workers.ops.enqueue import QueueJobMissing, build_envelope, enqueue
+from workers.ops.enqueue import (
+    QueueJobMissing,
+    build_envelope,
+    enqueue,
+    enqueue_many,
+    parse_jobs_file,
+)
 from workers.ops.queues import queue_stats
 
 _RELATIVE = re.compile(r"^(?P<n>\d+)\s*(?P<unit>s|m|h|d|w)$")
@@ -105,15 +111,26 @@ def register(subparsers: Any) -> None:
 
     p = subparsers.add_parser(
         "enqueue",
-        help="enqueue a job through queue_job()",
-        description="Enqueue a job through queue_job(); an already-enqueued KEY is not sent again.",
+        help="enqueue a job through queue_job(), or a file of them through queue_jobs()",
+        description=(
+            "Enqueue a job through queue_job(); an already-enqueued KEY is not sent again. With"
+            " --file, every line of a JSON Lines file is a job of KIND"
+            ' ({"idempotency_key": ..., "payload": {...}}, optionally "delay_seconds" and'
+            ' "requested_by"), sent through queue_jobs(). A file with a line that is not such'
+            " an object is refused whole (one line of error per bad line, exit 2, nothing"
+            " sent); jobs the database refuses are reported one per line (exit 1) and the"
+            " others are enqueued."
+        ),
     )
     p.add_argument(
         "kind", metavar="KIND", help=f"a kind of dragonfly.job_kinds: {', '.join(KINDS)}, ..."
     )
-    p.add_argument("--payload", required=True, metavar="JSON", help="the job payload (an object)")
-    p.add_argument("--key", required=True, metavar="K", help="idempotency key")
+    p.add_argument("--payload", metavar="JSON", help="the job payload (an object)")
+    p.add_argument("--key", metavar="K", help="idempotency key")
     p.add_argument("--delay", type=positive_int, metavar="SECONDS", help="deliver later")
+    p.add_argument(
+        "--file", metavar="PATH", help="a JSON Lines file of jobs of KIND ('-': standard input)"
+    )
     p.add_argument("--by", default=None, help="requested_by (default: USER@HOST)")
     p.set_defaults(func=cmd_enqueue)
 
@@ -389,6 +406,10 @@ def cmd_dlq_purge(args: argparse.Namespace) -> int:
 
 
 def cmd_enqueue(args: argparse.Namespace) -> int:
+    if args.file is not None:
+        return _enqueue_file(args)
+    if args.payload is None or args.key is None:
+        raise CommandError("enqueue needs --key and --payload, or --file", exit_code=2)
     try:
         payload = json.loads(args.payload)
     except json.JSONDecodeError as exc:
@@ -415,3 +436,51 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
             raise _db_error(exc) from None
     print(f"enqueued {args.kind} key={args.key} as message {msg_id}")
     return 0
+
+
+def _enqueue_file(args: argparse.Namespace) -> int:
+    if args.payload is not None or args.key is not None or args.delay is not None:
+        raise CommandError(
+            "--file takes the jobs' keys, payloads and delays from the file;"
+            " drop --key, --payload and --delay",
+            exit_code=2,
+        )
+    name = "<stdin>" if args.file == "-" else args.file
+    try:
+        if args.file == "-":
+            lines = sys.stdin.read().splitlines()
+        else:
+            with open(args.file, encoding="utf-8") as handle:
+                lines = handle.read().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CommandError(f"cannot read {name}: {exc}", exit_code=2) from None
+    numbers, envelopes, bad = parse_jobs_file(
+        lines, args.kind, requested_by=args.by or default_operator()
+    )
+    if bad:
+        for line in bad:
+            print(f"dragonfly: {name}:{line.line}: {line.reason}", file=sys.stderr)
+        raise CommandError(f"{name}: {len(bad)} bad line(s); nothing was enqueued", exit_code=2)
+    with open_connection() as conn:
+        try:
+            outcomes = enqueue_many(conn, envelopes)
+        except psycopg.errors.UndefinedFunction:
+            raise CommandError(
+                "public.queue_jobs(jsonb) does not exist in this database;"
+                " run `dragonfly db migrate`"
+            ) from None
+        except psycopg.Error as exc:
+            raise _db_error(exc) from None
+    refused = 0
+    for number, outcome in zip(numbers, outcomes, strict=True):
+        if outcome.refused:
+            refused += 1
+            message = " ".join((outcome.message or "").split())
+            print(f"dragonfly: {name}:{number}: {outcome.sqlstate} {message}", file=sys.stderr)
+    taken = len(outcomes) - refused
+    new = sum(1 for o in outcomes if o.sent)
+    print(
+        f"enqueued {taken} of {len(outcomes)} {args.kind} jobs from {name}"
+        f" ({new} new, {taken - new} enqueued before)"
+    )
+    return 1 if refused else 0

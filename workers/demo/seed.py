@@ -5,8 +5,8 @@
    ``process_simplicity_imports``), exactly as ``dragonfly import simplicity`` does;
 2. :func:`open_cases` opens an enforcement case for every imported judgment
    (``open_enforcement_case``);
-3. :func:`enqueue_work` sends, through ``queue_job``, an ``enrich`` job per court case
-   (with the debtor's vendor bundle, as a webhook would), an ``outreach`` job per
+3. :func:`enqueue_work` sends, through ``queue_jobs`` (1000 a call), an ``enrich`` job per
+   court case (with the debtor's vendor bundle, as a webhook would), an ``outreach`` job per
    plaintiff and an ``enforce`` plan job per enforcement case;
 4. :func:`request_briefs` asks Case Copilot (``request_case_copilot``) about the
    largest cases once the book has been enriched and planned.
@@ -28,6 +28,7 @@ from psycopg.types.json import Jsonb
 from workers.demo.generator import BookRow, write_csv
 from workers.enrich.bundle import EnrichmentBundle
 from workers.intake.simplicity import ImportResult, load_and_process
+from workers.ops.enqueue import enqueue_all
 
 ACTOR = "dragonfly demo"
 
@@ -41,7 +42,6 @@ OPEN_CASE_OF = """
 select id from public.enforcement_cases where judgment_id = %s and closed_at is null
 """
 OPEN_CASE = "select public.open_enforcement_case(%s)"
-QUEUE_JOB = "select public.queue_job(%s)"
 REQUEST_BRIEF = "select public.request_case_copilot(%s::text, %s)"
 LARGEST_OPEN = """
 select id from public.enforcement_cases
@@ -155,15 +155,6 @@ def bundle_for(row: BookRow) -> dict[str, Any]:
     return bundle.to_rpc()
 
 
-def _enqueue(conn: psycopg.Connection[Any], kind: str, key: str, payload: dict[str, Any]) -> int:
-    row = conn.execute(
-        QUEUE_JOB,
-        (Jsonb({"kind": kind, "idempotency_key": key, "payload": payload, "requested_by": ACTOR}),),
-    ).fetchone()
-    assert row is not None
-    return int(row[0])
-
-
 def enqueue_work(
     conn: psycopg.Connection[Any], book: Book, kinds: set[str] | None = None
 ) -> dict[str, int]:
@@ -196,11 +187,15 @@ def enqueue_work(
             )
         )
     sent = dict.fromkeys(wanted, 0)
+    chosen = [(kind, key, payload) for kind, key, payload in jobs if kind in sent]
+    envelopes = [
+        {"kind": kind, "idempotency_key": key, "payload": payload, "requested_by": ACTOR}
+        for kind, key, payload in chosen
+    ]
     with conn.transaction():
-        for kind, key, payload in jobs:
-            if kind in sent:
-                _enqueue(conn, kind, key, payload)
-                sent[kind] += 1
+        enqueue_all(conn, envelopes)
+    for kind, _, _ in chosen:
+        sent[kind] += 1
     return sent
 
 

@@ -3,7 +3,8 @@
 :class:`SlaSweepTask` is a scheduler task (``workers.scheduler.tasks`` lists it; the
 scheduler calls ``run_once`` every ``DRAGONFLY_ENFORCE_SLA_SWEEP_MINUTES``);
 :func:`sweep` is the work, in the caller's transaction. Each overdue case gets
-``queue_job({"kind": "enforce", "idempotency_key": "enforce:sla:<case>:<due>", ...})``:
+``{"kind": "enforce", "idempotency_key": "enforce:sla:<case>:<due>", ...}``, all sent in one
+``queue_jobs()`` call:
 the key is derived from the due time, so running the sweep again before the plan
 job has run enqueues nothing new, and once the plan has set a new
 ``next_action_at`` the next breach gets a new key. Everything happens in the
@@ -18,16 +19,11 @@ from typing import Any
 from uuid import UUID
 
 import psycopg
-from psycopg.types.json import Jsonb
 
+from workers.ops.enqueue import enqueue_all
 from workers.scheduler.base import Every, Schedule, TaskContext, TaskResult
 
 DUE = "select case_id, next_action_at from dragonfly.enforcement_sla_due(%s, %s)"
-QUEUE_JOB = "select public.queue_job(%s)"
-ALREADY_ENQUEUED = (
-    "select exists (select 1 from dragonfly.enqueued_jobs"
-    " where kind = 'enforce' and idempotency_key = %s)"
-)
 REQUESTED_BY = "dragonfly:enforce-sla-sweep"
 
 
@@ -49,31 +45,27 @@ def sla_key(case_id: UUID, next_action_at: datetime) -> str:
 def sweep(
     conn: psycopg.Connection[Any], *, now: datetime | None = None, batch: int = 500
 ) -> SweepResult:
-    """Enqueue plan jobs for up to ``batch`` overdue cases; the caller commits."""
+    """Enqueue plan jobs for up to ``batch`` overdue cases (one queue_jobs() call per 1000);
+    the caller commits. A refused job raises JobRefused: the caller's transaction is to be
+    rolled back, nothing of the sweep is kept."""
     rows = conn.execute(DUE, (now or datetime.now(UTC), batch)).fetchall()
-    msg_ids: list[int] = []
-    enqueued = 0
-    for case_id, due in rows:
-        key = sla_key(case_id, due)
-        before = conn.execute(ALREADY_ENQUEUED, (key,)).fetchone()
-        row = conn.execute(
-            QUEUE_JOB,
-            (
-                Jsonb(
-                    {
-                        "kind": "enforce",
-                        "idempotency_key": key,
-                        "payload": {"case_id": str(case_id), "trigger": "sla_sweep"},
-                        "requested_by": REQUESTED_BY,
-                    }
-                ),
-            ),
-        ).fetchone()
-        assert row is not None
-        msg_ids.append(int(row[0]))
-        if not (before and before[0]):
-            enqueued += 1
-    return SweepResult(due=len(rows), enqueued=enqueued, msg_ids=tuple(msg_ids))
+    outcomes = enqueue_all(
+        conn,
+        [
+            {
+                "kind": "enforce",
+                "idempotency_key": sla_key(case_id, due),
+                "payload": {"case_id": str(case_id), "trigger": "sla_sweep"},
+                "requested_by": REQUESTED_BY,
+            }
+            for case_id, due in rows
+        ],
+    )
+    return SweepResult(
+        due=len(rows),
+        enqueued=sum(1 for o in outcomes if o.sent),
+        msg_ids=tuple(int(o.msg_id or 0) for o in outcomes),
+    )
 
 
 @dataclass(frozen=True, slots=True)
