@@ -1,7 +1,6 @@
 """``dragonfly security report`` against a migrated database: the public surface is the
 spec's (anon and authenticated may execute exactly queue_job, request_case_copilot and
-log_call_outcome in public, plus queue_jobs, many queue_job calls in one under the same
-policy, and write no table), the policy table is the registry's, the
+log_call_outcome in public, and write no table), the policy table is the registry's, the
 report follows grants and policy rows as they change, and bad arguments are one line."""
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ from tests.harness import run_cli
 
 Conn = psycopg.Connection[Any]
 
-SPEC_PUBLIC_RPCS = {"queue_job", "queue_jobs", "request_case_copilot", "log_call_outcome"}
+SPEC_PUBLIC_RPCS = {"queue_job", "request_case_copilot", "log_call_outcome"}
 
 
 def report(url: str, *args: str) -> Any:
@@ -135,7 +134,6 @@ def test_the_policy_per_kind_and_the_rate_limits_are_the_registrys(session_db_ur
     assert [r[1].split("(")[0] for r in anon if r[1].startswith("public.")] == [
         "public.log_call_outcome",
         "public.queue_job",
-        "public.queue_jobs",
         "public.request_case_copilot",
     ]
     assert {r[0] for r in anon if r[1].startswith("public.")} == {"owner"}
