@@ -576,6 +576,9 @@ comment on function public.queue_jobs(jsonb) is
     'New jobs are sent with one pgmq.send_batch() per kind and delay. 22023 when jobs is not an '
     'array; 54000 above 1000 elements. docs/rpc.md.';
 
+-- Not granted to anon or authenticated: the spec's public surface is three RPCs, and a bulk
+-- call would let one request make the server check a thousand envelopes. Public callers
+-- enqueue one job at a time through queue_job().
 revoke execute on function public.queue_jobs(jsonb) from public, anon, authenticated, service_role;
 grant execute on function public.queue_jobs(jsonb)
-    to anon, authenticated, service_role, enforcement_operator, dragonfly_worker;
+    to service_role, enforcement_operator, dragonfly_worker;
