@@ -211,12 +211,15 @@ class BatchRunner:
         cfg = self._cfg
         started = perf_counter()
         policy = self.load_policy(conn)
-        jobs = [self._parse(d, policy) for d in deliveries]
         slot.batch, slot.backend_pid = deliveries, conn.info.backend_pid
         try:
             if self._job.fetch is not None:
+                jobs = [self._parse(d, policy) for d in deliveries]
                 self._outside(conn, slot, jobs)
-            report = self._run(conn, slot, jobs)
+                report = self._run(conn, slot, deliveries, jobs, policy)
+            else:
+                # Parsed while the server runs the claim (see _run).
+                report = self._run(conn, slot, deliveries, None, policy)
         except KeyConflict as exc:
             released = queries.release(conn, cfg.queue, deliveries)
             self._log.warning(
@@ -362,16 +365,28 @@ class BatchRunner:
 
     # -- the transaction ---------------------------------------------------------------
 
-    def _run(self, conn: psycopg.Connection[Any], slot: Slot, jobs: list[Job]) -> BatchReport:
+    def _run(
+        self,
+        conn: psycopg.Connection[Any],
+        slot: Slot,
+        deliveries: list[Delivery],
+        parsed: list[Job] | None,
+        policy: KindPolicy,
+    ) -> BatchReport:
+        """The batch's transaction; ``parsed`` None: the messages are parsed here."""
         cfg = self._cfg
         report = BatchReport()
         with contextlib.ExitStack() as transaction:
             # BEGIN and the claim go out together: one round trip between the read and the
-            # first handler (the pipeline's sync raises what the claim raised).
+            # first handler (the pipeline's sync raises what the claim raised). They are
+            # sent at once; the messages are parsed while the server runs them.
             with conn.pipeline():
                 # psycopg.Transaction itself: conn.transaction() would keep the pipeline on.
                 transaction.enter_context(psycopg.Transaction(conn))
-                claiming = queries.send_claim(conn, cfg.queue, [j.delivery for j in jobs])
+                claiming = queries.send_claim(conn, cfg.queue, deliveries)
+                jobs = (
+                    parsed if parsed is not None else [self._parse(d, policy) for d in deliveries]
+                )
             states = queries.claimed(claiming)
             window_end = perf_counter() + cfg.batch_window
             keys_seen: set[str] = set()
