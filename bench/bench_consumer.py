@@ -5,6 +5,11 @@
 The URL is an admin URL: each part runs in a scratch database of its own (created, migrated,
 dropped). Printed, in one run:
 
+(e) pickup latency on idle consumers: enqueue committed -> handler started (both on this
+    machine's monotonic clock), one job at a time, for our worker (``queue_job``) and for the
+    yardstick, raw PGMQ woken by LISTEN (bench/_yardstick.py: one connection LISTENs and reads
+    on each notification), the samples alternating; p50, p99 and ours / raw (goals: p50
+    <= 1.3x, p99 <= 3x);
 (a) raw PGMQ batched consume: ``pgmq.read(queue, 30, 100)`` then ``pgmq.delete(queue,
     ids[])`` in a loop on one connection until N messages are gone -- messages per second,
     the queue's own ceiling here;
@@ -16,13 +21,12 @@ dropped). Printed, in one run:
     queue, b on enrich) and the medians are kept: this machine is shared, a single
     round can be off by several times;
 (c) b / a per round (a and b run seconds apart, under the same outside load), median over
-    the rounds (target >= 0.3);
+    the rounds (goal >= 0.7);
 (d) the same no-op workload through procrastinate (``pip install -e '.[bench]'``), one
     worker process, same concurrency: jobs per second, and our ratio to it;
-(e) pickup latency on an idle worker: ``queue_job`` committed -> handler started (both on
-    this machine's monotonic clock), one job at a time, p50 and p99 (targets 5 / 25 ms);
 (f) the worker's resident memory after all rounds of (b) (VmRSS, and its peak VmHWM).
 
+The load average is printed at the start, with each round and at the end.
 The worker runs with the default settings (those that matter are printed); its JSON log goes
 to a temporary file at the default level (INFO: one ``batch_committed`` line per batch).
 """
