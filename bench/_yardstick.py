@@ -42,3 +42,44 @@ def raw_pgmq(url: str, n: int, batch: int = 100, queue: str = "outreach") -> flo
         elapsed = time.perf_counter() - started
     assert done == n, (done, n)
     return n / elapsed
+
+
+# -- pickup: raw PGMQ woken by LISTEN ---------------------------------------------------------
+
+RAW_PICKUP_QUEUE = "outreach"
+
+
+def raw_listen_consumer(url: str, queue: str = RAW_PICKUP_QUEUE) -> None:
+    """The pickup yardstick, run as its own process (``python -m bench._yardstick URL``).
+
+    The plainest PGMQ consumer that a notification wakes: one connection LISTENs on the
+    queue's insert channel and, on each notification, ``pgmq.read`` (up to 100) on that same
+    connection; a message's "handler start" is the moment its read returned, stamped like
+    the worker's (``bench_pickup (n, started)``, monotonic clock), then it is deleted.
+    Prints ``ready`` once it listens.
+    """
+    channel = f"pgmq.q_{queue}.INSERT"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(sql.SQL("listen {}").format(sql.Identifier(channel)))
+        print("ready", flush=True)
+        while True:
+            # Queries cannot run while the notifies() generator holds the connection: stop it
+            # at the first notification, then read.
+            if not list(conn.notifies(timeout=1.0, stop_after=1)):
+                continue
+            rows = conn.execute(
+                "select msg_id, message from pgmq.read(%s, 30, 100)", (queue,)
+            ).fetchall()
+            started = time.monotonic()
+            for msg_id, message in rows:
+                conn.execute(
+                    "insert into bench_pickup (n, started) values (%s, %s)",
+                    (-int(message["payload"]["n"]), started),
+                )
+                conn.execute("select pgmq.delete(%s, %s::bigint)", (queue, msg_id))
+
+
+if __name__ == "__main__":
+    import sys
+
+    raw_listen_consumer(sys.argv[1])

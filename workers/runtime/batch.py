@@ -26,6 +26,7 @@ set a small ``batch_size``.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import threading
 import traceback
@@ -210,12 +211,15 @@ class BatchRunner:
         cfg = self._cfg
         started = perf_counter()
         policy = self.load_policy(conn)
-        jobs = [self._parse(d, policy) for d in deliveries]
         slot.batch, slot.backend_pid = deliveries, conn.info.backend_pid
         try:
             if self._job.fetch is not None:
+                jobs = [self._parse(d, policy) for d in deliveries]
                 self._outside(conn, slot, jobs)
-            report = self._run(conn, slot, jobs)
+                report = self._run(conn, slot, deliveries, jobs, policy)
+            else:
+                # Parsed while the server runs the claim (see _run).
+                report = self._run(conn, slot, deliveries, None, policy)
         except KeyConflict as exc:
             released = queries.release(conn, cfg.queue, deliveries)
             self._log.warning(
@@ -361,11 +365,29 @@ class BatchRunner:
 
     # -- the transaction ---------------------------------------------------------------
 
-    def _run(self, conn: psycopg.Connection[Any], slot: Slot, jobs: list[Job]) -> BatchReport:
+    def _run(
+        self,
+        conn: psycopg.Connection[Any],
+        slot: Slot,
+        deliveries: list[Delivery],
+        parsed: list[Job] | None,
+        policy: KindPolicy,
+    ) -> BatchReport:
+        """The batch's transaction; ``parsed`` None: the messages are parsed here."""
         cfg = self._cfg
         report = BatchReport()
-        with conn.transaction():
-            states = queries.claim(conn, cfg.queue, [j.delivery for j in jobs])
+        with contextlib.ExitStack() as transaction:
+            # BEGIN and the claim go out together: one round trip between the read and the
+            # first handler (the pipeline's sync raises what the claim raised). They are
+            # sent at once; the messages are parsed while the server runs them.
+            with conn.pipeline():
+                # psycopg.Transaction itself: conn.transaction() would keep the pipeline on.
+                transaction.enter_context(psycopg.Transaction(conn))
+                claiming = queries.send_claim(conn, cfg.queue, deliveries)
+                jobs = (
+                    parsed if parsed is not None else [self._parse(d, policy) for d in deliveries]
+                )
+            states = queries.claimed(claiming)
             window_end = perf_counter() + cfg.batch_window
             keys_seen: set[str] = set()
             runnable: list[Job] = []
@@ -412,26 +434,46 @@ class BatchRunner:
                     report.released.append(job)
                 else:
                     self._attempt(conn, slot, job, report)
-            self._finish(conn, report)
+            self._finish(conn, report, transaction)
         return report
 
-    def _finish(self, conn: psycopg.Connection[Any], report: BatchReport) -> None:
+    def _finish(
+        self,
+        conn: psycopg.Connection[Any],
+        report: BatchReport,
+        transaction: contextlib.ExitStack,
+    ) -> None:
+        """complete_jobs, ack_jobs and release_jobs as needed, and COMMIT: one round trip.
+
+        In a pipeline the server skips what follows a failed statement up to the sync, so
+        nothing commits when any of them fails; the transaction is then rolled back here.
+        """
         cfg = self._cfg
-        if report.done:
-            try:
-                queries.complete(
-                    conn,
-                    cfg.queue,
-                    cfg.worker,
-                    [j.delivery for j, _ in report.done],
-                    [round(s * 1000) for _, s in report.done],
-                )
-            except pg_errors.UniqueViolation as exc:
+        try:
+            with conn.pipeline():
+                if report.done:
+                    queries.complete(
+                        conn,
+                        cfg.queue,
+                        cfg.worker,
+                        [j.delivery for j, _ in report.done],
+                        [round(s * 1000) for _, s in report.done],
+                    )
+                if report.duplicates:
+                    queries.ack(conn, cfg.queue, [j.delivery for j in report.duplicates])
+                if report.released:
+                    queries.send_release(conn, cfg.queue, [j.delivery for j in report.released])
+                transaction.close()  # COMMIT, sent with them
+        except BaseException as exc:
+            if conn.pgconn.transaction_status in (
+                TransactionStatus.INTRANS,
+                TransactionStatus.INERROR,
+            ):
+                with contextlib.suppress(psycopg.Error):
+                    conn.rollback()
+            if isinstance(exc, pg_errors.UniqueViolation):
                 raise KeyConflict(describe(exc)) from exc
-        if report.duplicates:
-            queries.ack(conn, cfg.queue, [j.delivery for j in report.duplicates])
-        if report.released:
-            queries.release(conn, cfg.queue, [j.delivery for j in report.released])
+            raise
 
     # -- many jobs at once ---------------------------------------------------------------
 

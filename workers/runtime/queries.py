@@ -69,10 +69,19 @@ def read(conn: Conn, queue: str, vt: int, qty: int) -> list[Delivery]:
 
 def claim(conn: Conn, queue: str, deliveries: list[Delivery]) -> dict[int, str]:
     """Lock the deliveries still ours; the others, msg_id -> 'lost' | 'done' (key done)."""
-    rows = conn.execute(
+    return claimed(send_claim(conn, queue, deliveries))
+
+
+def send_claim(conn: Conn, queue: str, deliveries: list[Delivery]) -> psycopg.Cursor[Any]:
+    """:func:`claim`, sent: in pipeline mode its answer comes with the pipeline's sync."""
+    return conn.execute(
         CLAIM, (queue, [d.msg_id for d in deliveries], [d.read_ct for d in deliveries])
-    ).fetchall()
-    return {int(r[0]): str(r[1]) for r in rows}
+    )
+
+
+def claimed(cursor: psycopg.Cursor[Any]) -> dict[int, str]:
+    """The answer of :func:`send_claim`."""
+    return {int(r[0]): str(r[1]) for r in cursor.fetchall()}
 
 
 def hold(conn: Conn, queue: str, deliveries: list[Delivery], seconds: float) -> int:
@@ -115,10 +124,15 @@ def retry(conn: Conn, queue: str, delivery: Delivery, delay: float) -> None:
 
 def release(conn: Conn, queue: str, deliveries: list[Delivery]) -> int:
     """Give unrun messages back at once, their read undone; returns how many."""
-    row = conn.execute(
-        RELEASE, (queue, [d.msg_id for d in deliveries], [d.read_ct for d in deliveries])
-    ).fetchone()
+    row = send_release(conn, queue, deliveries).fetchone()
     return int(row[0]) if row else 0
+
+
+def send_release(conn: Conn, queue: str, deliveries: list[Delivery]) -> psycopg.Cursor[Any]:
+    """:func:`release`, sent (in pipeline mode, fetching its answer would sync)."""
+    return conn.execute(
+        RELEASE, (queue, [d.msg_id for d in deliveries], [d.read_ct for d in deliveries])
+    )
 
 
 def dead_letter(
