@@ -174,6 +174,8 @@ class BatchRunner:
         Once per process, so a change of policy reaches the workers when they restart.
         Raises what the read raises (the consumer backs off and tries again).
         """
+        if self._policy is not None:  # every batch asks: no lock once it is loaded
+            return self._policy
         with self._policy_lock:
             if self._policy is None:
                 policy = load_policy(conn, self._job.kind)
