@@ -63,8 +63,12 @@ comment on schema tenancy is
     'The tenant-access helpers every policy and RPC asks (caller_tenants, may_on_case). Not exposed '
     'by PostgREST; API roles have USAGE so row-level security policies can call them.';
 
+-- Functions here are executed by whom they are granted to, not by PUBLIC.
+alter default privileges in schema tenancy revoke execute on functions from public;
+
+-- anon gets nothing here: no policy it meets calls these (it reaches no tenant anyway).
 grant usage on schema tenancy
-    to anon, authenticated, enforcement_operator, dragonfly_worker, service_role, supabase_auth_admin;
+    to authenticated, enforcement_operator, dragonfly_worker, service_role, supabase_auth_admin;
 
 create table public.tenants (
     id uuid primary key default gen_random_uuid(),
@@ -92,7 +96,7 @@ comment on function tenancy.default_tenant_id() is
     'The id of the default tenant (slug default): where rows land when nobody names a tenant.';
 
 grant execute on function tenancy.default_tenant_id()
-    to anon, authenticated, enforcement_operator, dragonfly_worker, service_role;
+    to authenticated, enforcement_operator, dragonfly_worker, service_role;
 
 insert into public.tenants (id, slug, name)
 values (tenancy.default_tenant_id(), 'default', 'Default tenant');
@@ -154,7 +158,7 @@ comment on function tenancy.caller_user_id() is
     'claims that are not JSON).';
 
 grant execute on function tenancy.caller_user_id()
-    to anon, authenticated, enforcement_operator, dragonfly_worker, service_role;
+    to authenticated, enforcement_operator, dragonfly_worker, service_role;
 
 create function tenancy.acting_tenant()
 returns uuid
@@ -181,7 +185,7 @@ comment on function tenancy.acting_tenant() is
     'or null when unset. A value that is not a uuid narrows to no tenant.';
 
 grant execute on function tenancy.acting_tenant()
-    to anon, authenticated, enforcement_operator, dragonfly_worker, service_role;
+    to authenticated, enforcement_operator, dragonfly_worker, service_role;
 
 create function tenancy.caller_tenants(p_need text default 'read')
 returns uuid[]
@@ -243,7 +247,7 @@ comment on function tenancy.caller_tenants(text) is
 
 revoke execute on function tenancy.caller_tenants(text) from public;
 grant execute on function tenancy.caller_tenants(text)
-    to anon, authenticated, enforcement_operator, dragonfly_worker, service_role;
+    to authenticated, enforcement_operator, dragonfly_worker, service_role;
 
 create function tenancy.may(p_need text, p_tenant uuid)
 returns boolean
@@ -259,7 +263,7 @@ comment on function tenancy.may(text, uuid) is
 
 revoke execute on function tenancy.may(text, uuid) from public;
 grant execute on function tenancy.may(text, uuid)
-    to anon, authenticated, enforcement_operator, dragonfly_worker, service_role;
+    to authenticated, enforcement_operator, dragonfly_worker, service_role;
 
 -- ---------------------------------------------------------------------------------------
 -- Signed-in operators are operators
@@ -408,6 +412,8 @@ comment on column judgments.cases.tenant_id is 'Its judgment''s tenant (set by a
 comment on column public.enforcement_cases.tenant_id is 'Its judgment''s tenant (set by a trigger; never changes).';
 
 create index plaintiffs_tenant_id_idx on public.plaintiffs (tenant_id);
+create index judgments_tenant_id_idx on public.judgments (tenant_id);
+create index cases_tenant_id_idx on judgments.cases (tenant_id);
 create index enforcement_cases_tenant_id_idx on public.enforcement_cases (tenant_id);
 
 -- The children take their parent's tenant. A tenant given that differs from the parent's
@@ -501,6 +507,12 @@ create trigger enforcement_cases_inherit_tenant
     before insert or update of tenant_id, judgment_id on public.enforcement_cases
     for each row execute function tenancy.tg_tenant_from_judgment();
 
+-- Like the overview rollup's triggers, these follow every change, also under
+-- session_replication_role = replica (bulk loads): a row without its tenant is no row at all.
+alter table public.judgments enable always trigger judgments_inherit_tenant;
+alter table judgments.cases enable always trigger cases_inherit_tenant;
+alter table public.enforcement_cases enable always trigger enforcement_cases_inherit_tenant;
+
 -- A plaintiff never moves: its judgments and cases would be left in the old tenant.
 create function tenancy.tg_tenant_is_fixed()
 returns trigger
@@ -522,6 +534,8 @@ revoke execute on function tenancy.tg_tenant_is_fixed() from public;
 create trigger plaintiffs_tenant_is_fixed
     before update of tenant_id on public.plaintiffs
     for each row execute function tenancy.tg_tenant_is_fixed();
+
+alter table public.plaintiffs enable always trigger plaintiffs_tenant_is_fixed;
 
 -- ---------------------------------------------------------------------------------------
 -- Row-level security: the tenant decides
@@ -546,6 +560,10 @@ grant select
        public.outreach_campaigns
     to authenticated;
 grant usage on schema judgments to authenticated;
+grant execute on function public.judgment_priority_of(text) to authenticated;
+-- The overview's totals: no policy lets a signed-in user see a row of them yet, so the view
+-- counts such a caller's visible cases itself (exact, and nothing of another tenant).
+grant select on public.enforcement_overview_rollup, public.enforcement_overview_rollup_deltas to authenticated;
 
 drop policy "Enforcement operators can read every case" on public.enforcement_cases;
 create policy "Members read their tenants' cases"
@@ -665,4 +683,4 @@ comment on function tenancy.may_on_case(text, uuid) is
 
 revoke execute on function tenancy.may_on_case(text, uuid) from public;
 grant execute on function tenancy.may_on_case(text, uuid)
-    to anon, authenticated, enforcement_operator, dragonfly_worker, service_role;
+    to authenticated, enforcement_operator, dragonfly_worker, service_role;

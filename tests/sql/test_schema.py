@@ -446,8 +446,9 @@ def test_rls_is_enabled_on_every_table(db: Conn) -> None:
     assert sorted(name for name, enabled in tables.items() if not enabled) == []
 
 
-# The Ops Console reads these through security_invoker views, so the operator needs
-# SELECT on them (row visibility is still decided by RLS); it never gets write rights.
+# The Ops Console reads these through security_invoker views, so the operator (the
+# PostgreSQL role, and signed-in members as authenticated) needs SELECT on them (row
+# visibility is still decided by RLS); it never gets write rights.
 OPERATOR_READABLE = {
     "public.enforcement_cases",
     "public.enforcement_events",
@@ -463,12 +464,22 @@ OPERATOR_READABLE = {
 
 def test_only_the_service_role_writes_data_tables(db: Conn) -> None:
     for table in sorted(set(EXPECTED_COLUMNS) - set(LOOKUP_TABLES)):
-        for role in ("anon", "authenticated", "dragonfly_worker"):
+        for role in ("anon", "dragonfly_worker"):
             assert not one(
                 db,
                 "select has_table_privilege(%s, %s, 'select,insert,update,delete,truncate')",
                 (role, table),
             ), f"{role} has rights on {table}"
+        # Signed-in users arrive as authenticated; what they read is what the tenant
+        # policies let through, and like the operator role they never write.
+        assert not one(
+            db,
+            "select has_table_privilege('authenticated', %s, 'insert,update,delete,truncate')",
+            (table,),
+        ), f"authenticated may write {table}"
+        assert one(db, "select has_table_privilege('authenticated', %s, 'select')", (table,)) == (
+            table in OPERATOR_READABLE
+        ), table
         assert not one(
             db,
             "select has_table_privilege('enforcement_operator', %s, %s)",
