@@ -212,7 +212,8 @@ begin
              or pg_catalog.pg_has_role(v_role, 'enforcement_operator', 'usage');
     if v_all then
         if v_acting is not null then
-            return array[v_acting];
+            -- Only a tenant that exists: an unknown or malformed setting reaches nothing.
+            return array(select t.id from public.tenants as t where t.id = v_acting);
         end if;
         select coalesce(pg_catalog.array_agg(t.id), '{}') into v_tenants from public.tenants as t;
         return v_tenants;

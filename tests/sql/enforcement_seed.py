@@ -59,10 +59,15 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
-def seed_plaintiff(conn: Conn, name: str = "Acme Funding LLC", status: str = "new") -> str:
+def seed_plaintiff(
+    conn: Conn, name: str = "Acme Funding LLC", status: str = "new", tenant_id: str | None = None
+) -> str:
+    """A plaintiff, in ``tenant_id`` (default: the default tenant); its id."""
     pid = new_id()
     conn.execute(
-        "insert into public.plaintiffs (id, name, status) values (%s, %s, %s)", (pid, name, status)
+        "insert into public.plaintiffs (id, name, status, tenant_id)"
+        " values (%s, %s, %s, coalesce(%s::uuid, tenancy.default_tenant_id()))",
+        (pid, name, status, tenant_id),
     )
     return pid
 
@@ -124,9 +129,11 @@ def seed(
     amount: str = "1000.00",
     priority: str = "normal",
     judgment_status: str = "active",
+    tenant_id: str | None = None,
 ) -> Seeded:
-    """Plaintiff + judgment + court case, and an open enforcement case through the RPC."""
-    pid = seed_plaintiff(conn)
+    """Plaintiff + judgment + court case, and an open enforcement case through the RPC, in
+    ``tenant_id`` (default: the default tenant)."""
+    pid = seed_plaintiff(conn, tenant_id=tenant_id)
     jid = seed_judgment(conn, pid, amount=amount, priority=priority, status=judgment_status)
     ccid = seed_court_case(conn, jid, score=score, tier=tier)
     case_id = None
