@@ -412,9 +412,9 @@ comment on column public.judgments.tenant_id is 'Its plaintiff''s tenant (set by
 comment on column judgments.cases.tenant_id is 'Its judgment''s tenant (set by a trigger; never changes).';
 comment on column public.enforcement_cases.tenant_id is 'Its judgment''s tenant (set by a trigger; never changes).';
 
-create index plaintiffs_tenant_id_idx on public.plaintiffs (tenant_id);
+-- Plaintiffs and court cases get indexes leading with tenant_id from their per-tenant unique
+-- keys (20261203130000); judgments and enforcement cases get their own.
 create index judgments_tenant_id_idx on public.judgments (tenant_id);
-create index cases_tenant_id_idx on judgments.cases (tenant_id);
 create index enforcement_cases_tenant_id_idx on public.enforcement_cases (tenant_id);
 
 -- The children take their parent's tenant. A tenant given that differs from the parent's

@@ -37,9 +37,11 @@ COMMANDS: dict[str, list[str]] = {
     "enqueue": ["enqueue", "enrich", "--payload", "{}", "--key", "k"],
     "import": ["import", "simplicity", "tests/data/simplicity_sample.csv"],
     "listen": ["listen"],
+    "members": ["members", "list", "--tenant", "default"],
     "queues": ["queues"],
     "scheduler": ["scheduler", "--once"],
     "security": ["security", "report"],
+    "tenants": ["tenants", "list"],
     "up": ["up"],
     "worker": ["worker", "enrich"],
 }

@@ -118,3 +118,75 @@ def test_unreadable_files_exit_2_with_one_line_and_write_nothing(
     with psycopg.connect(fresh_db_url) as conn:
         row = conn.execute("select count(*) from intake.simplicity_import_runs").fetchone()
         assert row == (0,)
+
+
+def staged_links(url: str, run_id: str) -> list[tuple[Any, ...]]:
+    """(line, status, plaintiff, judgment, case) of a run's imported and duplicate rows."""
+    with psycopg.connect(url) as conn:
+        return conn.execute(
+            "select line_number, status, plaintiff_id, judgment_id, case_id"
+            " from intake.simplicity_import_rows where run_id = %s and status <> 'failed'"
+            " order by line_number",
+            (run_id,),
+        ).fetchall()
+
+
+def run_id_of(stdout: str) -> str:
+    return stdout.split()[1]
+
+
+def test_one_file_into_two_tenants_gives_two_books(fresh_db_url: str) -> None:
+    env = {"DATABASE_URL": fresh_db_url}
+    created = run_cli("tenants", "create", "north", "--name", "North Collections", env=env)
+    assert created.returncode == 0, created.stderr
+    into_default = run_cli("import", "simplicity", str(SAMPLE), env=env)
+    into_north = run_cli("import", "simplicity", str(SAMPLE), "--tenant", "north", env=env)
+    for result, slug in ((into_default, "default"), (into_north, "north")):
+        assert result.returncode == 0, result.stderr
+        assert f"(simplicity_sample.csv, tenant {slug}): completed" in result.stdout
+        assert "rows: 9 total, 5 imported, 1 duplicate, 3 failed" in result.stdout
+    # Two books (plaintiffs, judgments and court cases per tenant) on shared entities.
+    assert counts(fresh_db_url) == {
+        "public.plaintiffs": 6,
+        "public.judgments": 10,
+        "judgments.cases": 10,
+        "public.entities": 8,
+    }
+    with psycopg.connect(fresh_db_url) as conn:
+        per_tenant = conn.execute(
+            "select t.slug, count(distinct p.id), count(distinct j.id), count(distinct c.id)"
+            " from public.tenants t"
+            " join public.plaintiffs p on p.tenant_id = t.id"
+            " join public.judgments j on j.plaintiff_id = p.id and j.tenant_id = t.id"
+            " join judgments.cases c on c.judgment_id = j.id and c.tenant_id = t.id"
+            " group by t.slug order by 1"
+        ).fetchall()
+    assert per_tenant == [("default", 3, 5, 5), ("north", 3, 5, 5)]
+
+    # Again into the default tenant: every good row is a duplicate of default's rows.
+    again = run_cli("import", "simplicity", str(SAMPLE), "--tenant", "DEFAULT", env=env)
+    assert again.returncode == 0, again.stderr
+    assert "rows: 9 total, 0 imported, 6 duplicate, 3 failed" in again.stdout
+    default_links = {row[2:] for row in staged_links(fresh_db_url, run_id_of(into_default.stdout))}
+    north_links = {row[2:] for row in staged_links(fresh_db_url, run_id_of(into_north.stdout))}
+    again_links = {row[2:] for row in staged_links(fresh_db_url, run_id_of(again.stdout))}
+    assert again_links == default_links
+    assert not again_links & north_links
+    assert counts(fresh_db_url)["public.judgments"] == 10
+
+
+@pytest.mark.parametrize("tenant", ["nrth", "00000000-0000-4000-8000-00000000beef"])
+def test_an_unknown_tenant_exits_2_with_one_line_and_writes_nothing(
+    fresh_db_url: str, tenant: str
+) -> None:
+    result = run_cli(
+        "import", "simplicity", str(SAMPLE), "--tenant", tenant, env={"DATABASE_URL": fresh_db_url}
+    )
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.strip().splitlines() == [
+        f"dragonfly: tenant '{tenant}' does not exist (dragonfly tenants list shows them)"
+    ]
+    with psycopg.connect(fresh_db_url) as conn:
+        row = conn.execute("select count(*) from intake.simplicity_import_runs").fetchone()
+        assert row == (0,)

@@ -51,6 +51,29 @@ def test_migrate_empty_database_then_again_applies_nothing(empty_db_url: str) ->
     assert checksum == files[0].checksum
 
 
+def test_migrate_up_to_a_version_stops_there_and_the_rest_follows(empty_db_url: str) -> None:
+    files = discover(default_migrations_dir())
+    middle = files[len(files) // 2]
+    with psycopg.connect(empty_db_url, autocommit=True) as conn:
+        first = migrate(conn, default_migrations_dir(), up_to=middle.version)
+        assert first == [f.filename for f in files if f.version <= middle.version]
+        assert applied_versions(empty_db_url)[-1] == middle.version
+        pending = [s for s in status(conn, default_migrations_dir()) if s.state == "pending"]
+        later = [f.version for f in files if f.version > middle.version]
+        assert [s.version for s in pending] == later
+        # Up to the same version again: nothing; then the rest.
+        assert migrate(conn, default_migrations_dir(), up_to=middle.version) == []
+        rest = migrate(conn, default_migrations_dir())
+    assert rest == [f.filename for f in files if f.version > middle.version]
+
+
+def test_migrate_up_to_an_unknown_version_applies_nothing(empty_db_url: str) -> None:
+    with psycopg.connect(empty_db_url, autocommit=True) as conn:
+        with pytest.raises(MigrationError, match="no migration has version '20990101000000'"):
+            migrate(conn, default_migrations_dir(), up_to="20990101000000")
+        assert conn.execute("select to_regclass('public.plaintiffs')").fetchone() == (None,)
+
+
 def test_queues_have_insert_notifications(fresh_db_url: str) -> None:
     with psycopg.connect(fresh_db_url, autocommit=True) as conn:
         triggers = conn.execute(

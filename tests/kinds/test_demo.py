@@ -12,6 +12,7 @@ import pytest
 from tests.harness import run_cli
 from workers.demo.generator import generate_book, write_csv
 from workers.demo.seed import bundle_for
+from workers.demo.tenants import TENANTS, operator_email, split
 from workers.intake.simplicity import COLUMNS as IMPORT_COLUMNS
 from workers.intake.simplicity import load_and_process
 
@@ -48,6 +49,15 @@ def test_every_generated_bundle_is_a_valid_enrichment_bundle() -> None:
         bundle = bundle_for(row)
         assert bundle["source"] == "demo-skiptrace"
         assert len(bundle["assets"]) == len(row.profile.assets)
+
+
+def test_the_book_is_dealt_out_to_the_tenants_whole() -> None:
+    rows = generate_book(21, seed=2)
+    parts = split(rows, len(TENANTS))
+    assert [len(p) for p in parts] == [11, 10]
+    assert sorted(r.case_number for p in parts for r in p) == sorted(r.case_number for r in rows)
+    # The big creditors hold judgments in both tenants: one plaintiff in each.
+    assert {r.plaintiff_name for r in parts[0]} & {r.plaintiff_name for r in parts[1]}
 
 
 def test_the_book_imports_cleanly(fresh_db_url: str, tmp_path: Path) -> None:
@@ -104,6 +114,40 @@ def test_a_small_demo_runs_end_to_end(fresh_db_url: str, tmp_path: Path) -> None
     assert done["outreach"] >= 1
     assert scored == (20,)
     assert planned == (20,)
+    assert_tenants_isolated(fresh_db_url, out, per_tenant=10)
+
+
+def assert_tenants_isolated(url: str, out: str, per_tenant: int) -> None:
+    """Half the book in each tenant, each with its operator, and the summary's isolation
+    lines: each operator sees its own tenant's cases and none of the other's."""
+    with psycopg.connect(url) as conn:
+        split_cases = conn.execute(
+            "select t.slug, count(c.id) from public.tenants t"
+            " left join public.enforcement_cases c on c.tenant_id = t.id group by 1 order by 1"
+        ).fetchall()
+        operators = conn.execute(
+            "select t.slug, u.email, m.role from public.tenant_members m"
+            " join public.tenants t on t.id = m.tenant_id join auth.users u on u.id = m.user_id"
+            " order by 1"
+        ).fetchall()
+        overview_readable = conn.execute(
+            "select has_table_privilege('authenticated', 'public.enforcement_overview_rollup',"
+            " 'select')"
+        ).fetchone()
+    assert split_cases == [("default", per_tenant), ("north", per_tenant)]
+    assert operators == [(slug, operator_email(slug), "operator") for slug, _n in TENANTS]
+    lines = out.splitlines()
+    start = lines.index(
+        "Tenant isolation: what each operator sees, signed in (role authenticated, its JWT sub)"
+    )
+    for line, (slug, _name) in zip(lines[start + 1 : start + 3], TENANTS, strict=True):
+        assert line.split()[:2] == [slug, operator_email(slug)], line
+        assert f"own cases {per_tenant} of {per_tenant}" in line, line
+        assert f"other tenants' 0 of {per_tenant}" in line, line
+        if overview_readable == (True,):
+            assert f"overview: {per_tenant} open" in line, line
+        else:
+            assert "overview: not readable signed in" in line, line
 
 
 def _demo(url: str, tmp_path: Path, copilot: int) -> str:
@@ -145,6 +189,12 @@ def test_a_second_run_on_the_same_book_counts_only_its_own_work(
     with psycopg.connect(fresh_db_url) as conn:
         between = conn.execute("select now()").fetchone()[0]  # type: ignore[index]
     second = _demo(fresh_db_url, tmp_path, copilot=1)
+    # Each tenant's part is found again in that tenant.
+    for slug in ("default", "north"):
+        assert f"Imported 5 into {slug} through the Simplicity path: 0 new, 5 already known" in (
+            second
+        ), second
+    assert_tenants_isolated(fresh_db_url, second, per_tenant=5)
 
     with psycopg.connect(fresh_db_url) as conn:
 

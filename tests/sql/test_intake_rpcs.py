@@ -801,10 +801,13 @@ IMPORT_COLUMNS = (
 )
 
 
-def stage(conn: Conn, rows: list[tuple[Any, ...]]) -> uuid.UUID:
+def stage(conn: Conn, rows: list[tuple[Any, ...]], tenant: Any = None) -> uuid.UUID:
+    """A run of ``rows`` (lines 2, 3, ...) into ``tenant`` (default: the default tenant)."""
     run_id = one(
         conn,
-        "insert into intake.simplicity_import_runs (source_file) values ('t.csv') returning id",
+        "insert into intake.simplicity_import_runs (source_file, tenant_id)"
+        " values ('t.csv', coalesce(%s, tenancy.default_tenant_id())) returning id",
+        (tenant,),
     )
     for line, row in enumerate(rows, start=2):
         conn.execute(
@@ -1190,3 +1193,201 @@ def test_an_entity_created_meanwhile_by_another_writer_is_used(fresh_db_url: str
             == 1
         )
         assert one(conn, "select debtor_entity_id from public.judgments") == writer_entity
+
+
+# --- tenants ---------------------------------------------------------------------------------
+
+DEFAULT_TENANT = uuid.UUID("00000000-0000-4000-8000-000000000001")
+
+
+def make_tenant(conn: Conn, slug: str) -> uuid.UUID:
+    return one(
+        conn, "insert into public.tenants (slug, name) values (%s, %s) returning id", (slug, slug)
+    )
+
+
+def outcomes(conn: Conn, run_id: Any) -> list[tuple[Any, ...]]:
+    """(line, status, plaintiff_id, judgment_id, case_id) of each staged row of the run."""
+    return conn.execute(
+        "select line_number, status, plaintiff_id, judgment_id, case_id"
+        " from intake.simplicity_import_rows where run_id = %s order by line_number",
+        (run_id,),
+    ).fetchall()
+
+
+OTHER = (
+    "Acme Funding LLC",
+    None,
+    None,
+    None,
+    "Widget Corp",
+    None,
+    "CV-200",
+    "75",
+    None,
+    None,
+)
+
+
+def test_the_same_export_in_two_tenants_is_two_independent_books(db: Conn) -> None:
+    north = make_tenant(db, "north")
+    first = process(db, stage(db, [GOOD, OTHER]))
+    second = process(db, stage(db, [GOOD, OTHER], tenant=north))
+    assert (first["imported_rows"], first["duplicate_rows"]) == (2, 0)
+    assert (second["imported_rows"], second["duplicate_rows"]) == (2, 0)
+    assert (first["tenant_id"], second["tenant_id"]) == (str(DEFAULT_TENANT), str(north))
+    # One plaintiff per tenant, on one shared entity; the case numbers once in each tenant.
+    plaintiffs = db.execute(
+        "select tenant_id, entity_id from public.plaintiffs order by tenant_id"
+    ).fetchall()
+    assert sorted(t for t, _e in plaintiffs) == sorted([DEFAULT_TENANT, north])
+    assert len({e for _t, e in plaintiffs}) == 1
+    assert one(db, "select count(*) from public.entities") == 3
+    cases = db.execute(
+        "select c.tenant_id, c.case_number, j.tenant_id, p.tenant_id"
+        " from judgments.cases c join public.judgments j on j.id = c.judgment_id"
+        " join public.plaintiffs p on p.id = j.plaintiff_id order by 1, 2"
+    ).fetchall()
+    assert sorted(cases) == sorted(
+        [(t, n, t, t) for t in (DEFAULT_TENANT, north) for n in ("CV-100", "CV-200")]
+    )
+    # Opening a case on north's judgment puts it in north.
+    judgment = one(db, "select id from public.judgments where tenant_id = %s limit 1", (north,))
+    plaintiff = one(db, "select plaintiff_id from public.judgments where id = %s", (judgment,))
+    tenant = one(
+        db,
+        "insert into public.enforcement_cases (judgment_id, plaintiff_id, current_balance,"
+        " created_by) values (%s, %s, 1, 'test') returning tenant_id",
+        (judgment, plaintiff),
+    )
+    assert tenant == north
+
+
+def test_a_re_import_matches_the_rows_of_its_own_tenant_only(db: Conn) -> None:
+    north = make_tenant(db, "north")
+    default_run = stage(db, [GOOD])
+    north_run = stage(db, [GOOD], tenant=north)
+    process(db, default_run)
+    process(db, north_run)
+    before = table_counts(db, "public.plaintiffs", "public.judgments", "judgments.cases")
+
+    again = stage(db, [GOOD, OTHER])
+    result = process(db, again)
+    assert (result["imported_rows"], result["duplicate_rows"]) == (1, 1)
+    (_line, status, plaintiff_id, judgment_id, case_id), new = outcomes(db, again)
+    assert status == "duplicate"
+    assert (plaintiff_id, judgment_id, case_id) == tuple(outcomes(db, default_run)[0][2:])
+    assert (plaintiff_id, judgment_id, case_id) != tuple(outcomes(db, north_run)[0][2:])
+    # The new row joins the default tenant's plaintiff, not north's.
+    assert new[1:3] == ("imported", plaintiff_id)
+    after = table_counts(db, "public.plaintiffs", "public.judgments", "judgments.cases")
+    assert after == {
+        "public.plaintiffs": before["public.plaintiffs"],
+        "public.judgments": before["public.judgments"] + 1,
+        "judgments.cases": before["judgments.cases"] + 1,
+    }
+    assert one(db, "select tenant_id from public.judgments where id = %s", (new[3],)) == (
+        DEFAULT_TENANT
+    )
+
+
+def test_a_run_of_a_tenant_out_of_reach_is_a_run_that_does_not_exist(db: Conn) -> None:
+    north = make_tenant(db, "north")
+    run_id = stage(db, [GOOD], tenant=north)
+    missing = uuid.uuid4()
+    # dragonfly.acting_tenant narrows even the owner to one tenant.
+    db.execute("select set_config('dragonfly.acting_tenant', %s, true)", (str(DEFAULT_TENANT),))
+    messages = []
+    for target in (run_id, missing):
+        with pytest.raises(errors.NoDataFound) as refused, db.transaction():
+            process(db, target)
+        messages.append(str(refused.value).replace(str(target), "<id>"))
+    assert messages[0] == messages[1]
+    assert one(db, "select status from intake.simplicity_import_runs where id = %s", (run_id,)) == (
+        "pending"
+    )
+    assert table_counts(db, "public.judgments") == {"public.judgments": 0}
+    db.execute("select set_config('dragonfly.acting_tenant', %s, true)", (str(north),))
+    assert process(db, run_id)["imported_rows"] == 1
+
+
+def test_existing_runs_and_unnamed_runs_import_into_the_default_tenant(db: Conn) -> None:
+    run_id = one(
+        db,
+        "insert into intake.simplicity_import_runs (source_file) values ('t.csv') returning id",
+    )
+    assert one(
+        db, "select tenant_id from intake.simplicity_import_runs where id = %s", (run_id,)
+    ) == (DEFAULT_TENANT)
+
+
+@pytest.mark.parametrize(
+    ("column", "constraint"),
+    [
+        ("external_id", "plaintiffs_tenant_id_external_id_key"),
+        ("entity_id", "plaintiffs_tenant_id_entity_id_key"),
+    ],
+)
+def test_plaintiff_identities_are_unique_per_tenant(db: Conn, column: str, constraint: str) -> None:
+    north = make_tenant(db, "north")
+    value: Any = "SIMPL-1"
+    if column == "entity_id":
+        value = entity(db, {"entity_type": "organization", "name": "Acme Funding"})
+    insert = f"insert into public.plaintiffs (tenant_id, name, {column}) values (%s, 'Acme', %s)"
+    db.execute(insert, (DEFAULT_TENANT, value))
+    db.execute(insert, (north, value))
+    with pytest.raises(errors.UniqueViolation) as refused, db.transaction():
+        db.execute(insert, (north, value))
+    assert refused.value.diag.constraint_name == constraint
+
+
+def test_case_numbers_are_unique_per_tenant(db: Conn) -> None:
+    north = make_tenant(db, "north")
+    make_court_case(db, make_plaintiff(db), "CV-9")
+    north_plaintiff = one(
+        db,
+        "insert into public.plaintiffs (tenant_id, name) values (%s, 'N') returning id",
+        (north,),
+    )
+    make_court_case(db, north_plaintiff, "CV-9")
+    with pytest.raises(errors.UniqueViolation) as refused, db.transaction():
+        make_court_case(db, north_plaintiff, "CV-9")
+    assert refused.value.diag.constraint_name == "cases_tenant_id_case_number_key"
+
+
+def test_an_entity_links_one_plaintiff_per_tenant(db: Conn) -> None:
+    north = make_tenant(db, "north")
+    ours = make_plaintiff(db, "Acme Funding")
+    theirs = one(
+        db,
+        "insert into public.plaintiffs (tenant_id, name) values (%s, 'Acme Funding') returning id",
+        (north,),
+    )
+    second = make_plaintiff(db, "Acme Funding (again)")
+    payload = {"entity_type": "organization", "name": "Acme Funding"}
+    acme = entity(db, {**payload, "plaintiff_id": str(ours)})
+    assert entity(db, {**payload, "plaintiff_id": str(theirs)}) == acme
+    # Within one tenant the identity is taken; the refusal names that tenant's plaintiff.
+    with pytest.raises(errors.UniqueViolation) as refused, db.transaction():
+        entity(db, {**payload, "plaintiff_id": str(second)})
+    assert str(ours) in str(refused.value)
+    assert str(theirs) not in str(refused.value)
+
+
+def test_entity_links_out_of_reach_answer_like_missing_rows(db: Conn) -> None:
+    north = make_tenant(db, "north")
+    plaintiff = one(
+        db,
+        "insert into public.plaintiffs (tenant_id, name) values (%s, 'N') returning id",
+        (north,),
+    )
+    judgment, _case = make_court_case(db, plaintiff, "CV-N1")
+    db.execute("select set_config('dragonfly.acting_tenant', %s, true)", (str(DEFAULT_TENANT),))
+    for field, target in (("plaintiff_id", plaintiff), ("judgment_id", judgment)):
+        messages = []
+        for value in (target, uuid.uuid4()):
+            with pytest.raises(errors.NoDataFound) as refused, db.transaction():
+                entity(db, {"entity_type": "person", "name": "Jo", field: str(value)})
+            messages.append(str(refused.value).replace(str(value), "<id>"))
+        assert messages[0] == messages[1], field
+    assert one(db, "select entity_id from public.plaintiffs where id = %s", (plaintiff,)) is None

@@ -171,6 +171,7 @@ EXPECTED_COLUMNS: dict[str, dict[str, str]] = {
     },
     "intake.simplicity_import_runs": {
         "id": "uuid",
+        "tenant_id": "uuid",
         "source_file": "text",
         "status": "text",
         "total_rows": "integer",
@@ -446,9 +447,8 @@ def test_rls_is_enabled_on_every_table(db: Conn) -> None:
     assert sorted(name for name, enabled in tables.items() if not enabled) == []
 
 
-# The Ops Console reads these through security_invoker views, so the operator (the
-# PostgreSQL role, and signed-in members as authenticated) needs SELECT on them (row
-# visibility is still decided by RLS); it never gets write rights.
+# The Ops Console reads these through security_invoker views, so the operator needs
+# SELECT on them (row visibility is still decided by RLS); it never gets write rights.
 OPERATOR_READABLE = {
     "public.enforcement_cases",
     "public.enforcement_events",
@@ -470,16 +470,17 @@ def test_only_the_service_role_writes_data_tables(db: Conn) -> None:
                 "select has_table_privilege(%s, %s, 'select,insert,update,delete,truncate')",
                 (role, table),
             ), f"{role} has rights on {table}"
-        # Signed-in users arrive as authenticated; what they read is what the tenant
-        # policies let through, and like the operator role they never write.
+        # Signed-in members read what the operators read (their tenants' rows only, by
+        # row-level security) and write nothing directly.
         assert not one(
             db,
             "select has_table_privilege('authenticated', %s, 'insert,update,delete,truncate')",
             (table,),
         ), f"authenticated may write {table}"
-        assert one(db, "select has_table_privilege('authenticated', %s, 'select')", (table,)) == (
-            table in OPERATOR_READABLE
-        ), table
+        member_reads = one(
+            db, "select has_table_privilege('authenticated', %s, 'select')", (table,)
+        )
+        assert member_reads == (table in OPERATOR_READABLE), table
         assert not one(
             db,
             "select has_table_privilege('enforcement_operator', %s, %s)",
@@ -918,13 +919,13 @@ BAD_WRITES: list[tuple[str, str, type[psycopg.Error], str | None]] = [
         "entities_normalized_name_is_normalized",
     ),
     (
-        "case number is unique",
+        "case number is unique in a tenant",
         "with j as (insert into public.judgments"
         " (plaintiff_id, debtor_name, judgment_amount, balance_due)"
         " values (%(plaintiff)s, 'X', 1, 1) returning id)"
         " insert into judgments.cases (judgment_id, case_number) select id, 'CV-1' from j",
         errors.UniqueViolation,
-        "cases_case_number_key",
+        "cases_tenant_id_case_number_key",
     ),
     (
         "import row line numbers are unique per run",

@@ -7,6 +7,7 @@ value``; these raise ``ArgumentTypeError`` with what was expected instead.
 from __future__ import annotations
 
 import argparse
+import re
 from uuid import UUID
 
 from workers.job_kinds import check_kind_name
@@ -63,3 +64,38 @@ def kind_name(text: str) -> str:
         return check_kind_name(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+_UUID_SHAPE = re.compile(
+    r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+)
+
+
+def tenant_slug(text: str) -> str:
+    """A new tenant's slug: lowercase letters, digits and hyphens, not an id's shape."""
+    value = text.strip()
+    if not _SLUG.match(value) or _UUID_SHAPE.match(value):
+        raise argparse.ArgumentTypeError(
+            "expected a slug of 1 to 63 lowercase letters, digits and hyphens (like north),"
+            f" got {text!r}"
+        )
+    return value
+
+
+def tenant_ref(text: str) -> str:
+    """A tenant named by its slug (any case) or its id; whether it exists is checked later."""
+    value = text.strip()
+    if not (_UUID_SHAPE.match(value) or _SLUG.match(value.lower())):
+        raise argparse.ArgumentTypeError(
+            f"expected a tenant slug (like north) or id (a UUID), got {text!r}"
+        )
+    return value
+
+
+def email_address(text: str) -> str:
+    """An email address (local@domain); whether a user has it is checked later."""
+    value = text.strip()
+    if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", value):
+        raise argparse.ArgumentTypeError(f"expected an email address, got {text!r}")
+    return value

@@ -200,15 +200,26 @@ def _apply_file(conn: psycopg.Connection[Any], migration: MigrationFile) -> None
 
 
 def migrate(
-    conn: psycopg.Connection[Any], directory: Path, *, log: LogFn = lambda _msg: None
+    conn: psycopg.Connection[Any],
+    directory: Path,
+    *,
+    log: LogFn = lambda _msg: None,
+    up_to: str | None = None,
 ) -> list[str]:
     """Apply every pending migration; return the file names applied.
 
-    ``conn`` must be in autocommit mode: each file gets its own transaction.
+    ``up_to`` (a version, ``YYYYMMDDHHMMSS``) stops after that migration: later files are
+    left pending, as if they were not there yet (a migration test builds the schema as
+    it was before a change, seeds it, then applies the rest). It must name a file of the
+    directory. ``conn`` must be in autocommit mode: each file gets its own transaction.
     """
     if not conn.autocommit:
         raise ValueError("migrate() needs an autocommit connection")
     files = discover(directory)
+    if up_to is not None:
+        if up_to not in {f.version for f in files}:
+            raise MigrationError(f"no migration has version {up_to!r} in {directory}")
+        files = [f for f in files if f.version <= up_to]
     applied_now: list[str] = []
     with _migration_lock(conn):
         install_pgmq(conn, log)

@@ -1,9 +1,11 @@
 """``dragonfly demo``: a synthetic book, the whole fleet working it, and a summary.
 
-Phase 1 imports the book, opens the cases and enqueues enrich, outreach and enforce
-work; the fleet drains it (enrichment re-plans cases whose tier changed). Phase 2
-asks Case Copilot about the largest cases, now that they are scored and planned.
-Then the fleet is stopped and :mod:`workers.demo.summary` reports. docs/demo.md.
+The book is split between two tenants (:mod:`workers.demo.tenants`), each with an
+operator. Phase 1 imports each tenant's part into it, opens the cases and enqueues
+enrich, outreach and enforce work; the fleet drains it (enrichment re-plans cases whose
+tier changed). Phase 2 asks Case Copilot about the largest cases, now that they are
+scored and planned. Then the fleet is stopped, each operator's view of the cases is
+read as that signed-in user, and :mod:`workers.demo.summary` reports. docs/demo.md.
 """
 
 from __future__ import annotations
@@ -14,13 +16,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+
+import psycopg
 
 from workers.db.connect import connect
 from workers.db.migrate import default_migrations_dir, migrate
 from workers.demo.drain import QueueState, fleet_specs, wait_drained
-from workers.demo.generator import generate_book
-from workers.demo.seed import enqueue_work, import_book, open_cases, request_briefs
+from workers.demo.generator import generate_book, write_csv
+from workers.demo.seed import Book, DemoCase, enqueue_work, import_book, open_cases, request_briefs
 from workers.demo.summary import Summary, collect, render
+from workers.demo.tenants import DemoTenant, TenantView, isolation, prepare_tenants, split
 from workers.fleet.supervisor import Supervisor
 from workers.job_kinds import KINDS
 from workers.settings import Settings
@@ -89,20 +95,45 @@ def run_demo(
         if applied:
             out(f"Applied {len(applied)} migration(s).")
 
+    with connect(url, connect_timeout=settings.connect_timeout, autocommit=True) as conn:
+        tenants = prepare_tenants(conn)
+    out(
+        "Tenants and their operators: "
+        + ", ".join(f"{t.slug} ({t.operator_email})" for t in tenants)
+    )
+
     rows = generate_book(opts.cases, opts.seed)
     csv_path = opts.csv_path or settings.home / "demo" / f"book-seed{opts.seed}-{opts.cases}.csv"
+    write_csv(rows, csv_path)
     out(f"Generated a book of {len(rows)} judgments (seed {opts.seed}): {csv_path}")
+    parts = split(rows, len(tenants))
+    imports = []
     with connect(url, connect_timeout=settings.connect_timeout) as conn:
-        imported = import_book(conn, rows, csv_path)
-    out(
-        f"Imported through the Simplicity path: {imported.imported_rows} new,"
-        f" {imported.duplicate_rows} already known, {imported.failed_rows} failed"
-    )
+        for tenant, part in zip(tenants, parts, strict=True):
+            if not part:
+                continue
+            part_path = csv_path.with_name(f"{csv_path.stem}.{tenant.slug}{csv_path.suffix}")
+            imported = import_book(conn, part, part_path, tenant.id)
+            imports.append((tenant, part, imported))
+            out(
+                f"Imported {len(part)} into {tenant.slug} through the Simplicity path:"
+                f" {imported.imported_rows} new, {imported.duplicate_rows} already known,"
+                f" {imported.failed_rows} failed"
+            )
 
     supervisor: Supervisor | None = None
     with connect(url, connect_timeout=settings.connect_timeout, autocommit=True) as conn:
-        book = open_cases(conn, rows, imported)
-        out(f"{len(book.cases)} enforcement cases open for {len(book.plaintiff_ids)} plaintiffs")
+        cases: list[DemoCase] = []
+        for tenant, part, imported in imports:
+            cases.extend(open_cases(conn, part, imported, tenant.slug))
+        book = Book(tuple(cases))
+        per_tenant = ", ".join(
+            f"{t.slug} {len(book.cases_by_tenant().get(t.slug, []))}" for t in tenants
+        )
+        out(
+            f"{len(book.cases)} enforcement cases open for {len(book.plaintiff_ids)} plaintiffs"
+            f" ({per_tenant})"
+        )
         try:
             listener = False
             kinds = list(KINDS)
@@ -153,6 +184,7 @@ def run_demo(
         finally:
             if supervisor is not None:
                 supervisor.shutdown()
+        views, note = _isolation(conn, tenants, book)
         summary = collect(
             conn,
             started_at=started_at,
@@ -160,6 +192,23 @@ def run_demo(
             enforcement_case_ids=book.enforcement_case_ids,
             court_case_ids=book.court_case_ids,
             plaintiff_ids=book.plaintiff_ids,
+            tenants=views,
         )
+        if note:
+            summary.notes.append(note)
     out(render(summary))
     return summary
+
+
+def _isolation(
+    conn: psycopg.Connection[Any], tenants: list[DemoTenant], book: Book
+) -> tuple[list[TenantView], str | None]:
+    """Each operator's view, or a note saying why it could not be read."""
+    try:
+        return isolation(conn, tenants, book.cases_by_tenant()), None
+    except psycopg.errors.InsufficientPrivilege as exc:
+        reason = " ".join(str(exc).split())
+        return (
+            [],
+            f"Tenant isolation not shown: this login may not act as a signed-in user: {reason}",
+        )

@@ -1,18 +1,19 @@
 """Put a synthetic book into the database and enqueue its work.
 
-1. :func:`import_book` writes the book as a Simplicity CSV and loads it through the
-   real import path (``workers.intake.simplicity.load_and_process`` →
-   ``process_simplicity_imports``), exactly as ``dragonfly import simplicity`` does;
-2. :func:`open_cases` opens an enforcement case for every imported judgment
-   (``open_enforcement_case``);
+1. :func:`import_book` writes a tenant's part of the book as a Simplicity CSV and loads
+   it into that tenant through the real import path
+   (``workers.intake.simplicity.load_and_process`` → ``process_simplicity_imports``),
+   exactly as ``dragonfly import simplicity FILE --tenant T`` does;
+2. :func:`open_cases` opens an enforcement case for every judgment of that part
+   (``open_enforcement_case``; the case takes the judgment's tenant);
 3. :func:`enqueue_work` sends, through ``queue_jobs`` (1000 a call), an ``enrich`` job per
    court case (with the debtor's vendor bundle, as a webhook would), an ``outreach`` job per
    plaintiff and an ``enforce`` plan job per enforcement case;
 4. :func:`request_briefs` asks Case Copilot (``request_case_copilot``) about the
    largest cases once the book has been enriched and planned.
 
-Every idempotency key starts with ``demo:<import run id>:``, so a demo run is
-repeatable and never collides with real work.
+Every idempotency key starts with ``demo:<import run id>:`` (the run of the case's
+tenant), so a demo run is repeatable and never collides with real work.
 """
 
 from __future__ import annotations
@@ -32,11 +33,12 @@ from workers.ops.enqueue import enqueue_all
 
 ACTOR = "dragonfly demo"
 
+# Case numbers are unique per tenant: the same number may be another tenant's case.
 CASES_BY_NUMBER = """
 select jc.case_number, jc.id, j.id, j.plaintiff_id, j.balance_due
   from judgments.cases as jc
   join public.judgments as j on j.id = jc.judgment_id
- where jc.case_number = any(%s)
+ where jc.tenant_id = %s and jc.case_number = any(%s)
 """
 OPEN_CASE_OF = """
 select id from public.enforcement_cases where judgment_id = %s and closed_at is null
@@ -59,12 +61,14 @@ class DemoCase:
     plaintiff_id: UUID
     enforcement_case_id: UUID
     row: BookRow
+    tenant: str
+    run_id: UUID
 
 
 @dataclass(frozen=True)
 class Book:
-    run_id: UUID
-    imported: ImportResult
+    """The demo's cases, every tenant's part together."""
+
     cases: tuple[DemoCase, ...]
 
     @property
@@ -79,19 +83,35 @@ class Book:
     def plaintiff_ids(self) -> list[UUID]:
         return sorted({c.plaintiff_id for c in self.cases})
 
+    def plaintiff_runs(self) -> dict[UUID, UUID]:
+        """Each plaintiff's import run (a plaintiff belongs to one tenant, so to one run)."""
+        return {c.plaintiff_id: c.run_id for c in self.cases}
 
-def import_book(conn: psycopg.Connection[Any], rows: list[BookRow], csv_path: Path) -> ImportResult:
-    """Write the CSV and import it; ``conn`` must not be in autocommit mode."""
+    def cases_by_tenant(self) -> dict[str, list[UUID]]:
+        """Enforcement case ids per tenant slug."""
+        parts: dict[str, list[UUID]] = {}
+        for c in self.cases:
+            parts.setdefault(c.tenant, []).append(c.enforcement_case_id)
+        return parts
+
+
+def import_book(
+    conn: psycopg.Connection[Any], rows: list[BookRow], csv_path: Path, tenant_id: UUID
+) -> ImportResult:
+    """Write the CSV and import it into ``tenant_id``; ``conn`` must not be in autocommit mode."""
     write_csv(rows, csv_path)
-    return load_and_process(conn, csv_path, created_by=ACTOR)
+    return load_and_process(conn, csv_path, created_by=ACTOR, tenant_id=tenant_id)
 
 
-def open_cases(conn: psycopg.Connection[Any], rows: list[BookRow], imported: ImportResult) -> Book:
-    """An open enforcement case for every judgment of the book (existing ones are kept)."""
+def open_cases(
+    conn: psycopg.Connection[Any], rows: list[BookRow], imported: ImportResult, tenant: str
+) -> list[DemoCase]:
+    """An open enforcement case for every judgment of one tenant's part of the book
+    (existing ones are kept)."""
     by_number = {r.case_number: r for r in rows}
     cases: list[DemoCase] = []
     with conn.transaction():
-        found = conn.execute(CASES_BY_NUMBER, (list(by_number),)).fetchall()
+        found = conn.execute(CASES_BY_NUMBER, (imported.tenant_id, list(by_number))).fetchall()
         for number, court_case_id, judgment_id, plaintiff_id, _balance in found:
             existing = conn.execute(OPEN_CASE_OF, (judgment_id,)).fetchone()
             if existing is not None:
@@ -113,10 +133,19 @@ def open_cases(conn: psycopg.Connection[Any], rows: list[BookRow], imported: Imp
                 assert opened is not None
                 ec = opened[0]
             cases.append(
-                DemoCase(number, court_case_id, judgment_id, plaintiff_id, ec, by_number[number])
+                DemoCase(
+                    number,
+                    court_case_id,
+                    judgment_id,
+                    plaintiff_id,
+                    ec,
+                    by_number[number],
+                    tenant,
+                    imported.run_id,
+                )
             )
     cases.sort(key=lambda c: c.case_number)
-    return Book(imported.run_id, imported, tuple(cases))
+    return cases
 
 
 def bundle_for(row: BookRow) -> dict[str, Any]:
@@ -161,9 +190,9 @@ def enqueue_work(
     """Enrich, outreach and enforce jobs for the whole book, in one transaction
     (only those of ``kinds`` when given)."""
     wanted = [k for k in ("enrich", "outreach", "enforce") if kinds is None or k in kinds]
-    prefix = f"demo:{book.run_id}"
     jobs: list[tuple[str, str, dict[str, Any]]] = []
     for case in book.cases:
+        prefix = f"demo:{case.run_id}"
         jobs.append(
             (
                 "enrich",
@@ -178,11 +207,12 @@ def enqueue_work(
                 {"case_id": str(case.enforcement_case_id), "trigger": "demo"},
             )
         )
+    runs = book.plaintiff_runs()
     for plaintiff_id in book.plaintiff_ids:
         jobs.append(
             (
                 "outreach",
-                f"{prefix}:outreach:{plaintiff_id}",
+                f"demo:{runs[plaintiff_id]}:outreach:{plaintiff_id}",
                 {"plaintiff_id": str(plaintiff_id), "reason": "new_judgment", "campaign": "demo"},
             )
         )

@@ -17,6 +17,7 @@ from uuid import UUID
 
 import psycopg
 
+from workers.demo.tenants import TenantView
 from workers.job_kinds import KINDS
 
 COMPLETED = """
@@ -93,6 +94,7 @@ class Summary:
     briefs: int
     sample_brief: dict[str, Any] | None = None
     brief_backend: str | None = None
+    tenants: list[TenantView] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
 
@@ -130,6 +132,7 @@ def collect(
     enforcement_case_ids: list[UUID],
     court_case_ids: list[UUID],
     plaintiff_ids: list[UUID],
+    tenants: Iterable[TenantView] = (),
 ) -> Summary:
     briefs = _rows(conn, BRIEF, (enforcement_case_ids, started_at))
     deferred = conn.execute(DEFERRED, {"since": started_at}).fetchall()
@@ -158,6 +161,7 @@ def collect(
         briefs=int(briefs[0][0]) if briefs else 0,
         sample_brief=dict(briefs[0][2]) if briefs else None,
         brief_backend=(f"{briefs[0][1]} {briefs[0][3] or ''}".strip() if briefs else None),
+        tenants=list(tenants),
     )
 
 
@@ -170,8 +174,9 @@ def render(s: Summary) -> str:
     out: list[str] = []
     add = out.append
     add("")
+    in_tenants = f" in {len(s.tenants)} tenants" if len(s.tenants) > 1 else ""
     add(
-        f"Dragonfly demo: {s.cases} cases for {s.plaintiffs} plaintiffs,"
+        f"Dragonfly demo: {s.cases} cases for {s.plaintiffs} plaintiffs{in_tenants},"
         f" ${s.balance:,.2f} outstanding; drained in {s.seconds:.1f}s"
     )
     add("")
@@ -223,6 +228,24 @@ def render(s: Summary) -> str:
         add(f"  latest: {s.sample_brief.get('summary', '')}")
         for rec in (s.sample_brief.get("recommended_actions") or [])[:2]:
             add(f"  -> {rec.get('action')}: {rec.get('reason')}")
+    if s.tenants:
+        add("")
+        add(
+            "Tenant isolation: what each operator sees, signed in (role authenticated, its JWT sub)"
+        )
+        width = max(len(t.slug) for t in s.tenants)
+        email_width = max(len(t.operator_email) for t in s.tenants)
+        for t in s.tenants:
+            add(
+                f"  {t.slug:<{width}}  {t.operator_email:<{email_width}}"
+                f"  own cases {t.own_seen} of {t.own_total}"
+                f"  · other tenants' {t.others_seen} of {t.others_total}"
+                + (
+                    f"  · overview: {t.overview_open} open"
+                    if t.overview_open is not None
+                    else "  · overview: not readable signed in"
+                )
+            )
     for note in s.notes:
         add(note)
     return "\n".join(out)

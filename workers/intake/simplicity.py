@@ -55,9 +55,9 @@ REQUIRED_COLUMNS: tuple[str, ...] = (
 
 # Named queries (the only SQL this module runs).
 CREATE_RUN = """
-insert into intake.simplicity_import_runs (source_file, created_by)
-values (%(source_file)s, %(created_by)s)
-returning id
+insert into intake.simplicity_import_runs (source_file, created_by, tenant_id)
+values (%(source_file)s, %(created_by)s, coalesce(%(tenant_id)s, tenancy.default_tenant_id()))
+returning id, tenant_id
 """
 PROCESS_RUN = "select public.process_simplicity_imports(%(run_id)s)"
 BAD_ROWS = """
@@ -81,6 +81,7 @@ class BadRow:
 @dataclass(frozen=True, slots=True)
 class ImportResult:
     run_id: UUID
+    tenant_id: UUID
     status: str
     total_rows: int
     imported_rows: int
@@ -141,12 +142,18 @@ def _records(path: Path) -> Iterator[tuple[int, list[str]]]:
 
 
 def load_and_process(
-    conn: psycopg.Connection[Any], path: Path, *, created_by: str | None = None
+    conn: psycopg.Connection[Any],
+    path: Path,
+    *,
+    created_by: str | None = None,
+    tenant_id: UUID | None = None,
 ) -> ImportResult:
     """Stage ``path`` under a new run, process it, and commit; return the outcome.
 
-    ``conn`` must not be in autocommit mode: everything runs in one transaction,
-    which is rolled back if the file turns out to be unreadable.
+    The run imports into ``tenant_id`` (default: the default tenant): its plaintiffs,
+    judgments and court cases are created there, and rows already known are matched
+    there only. ``conn`` must not be in autocommit mode: everything runs in one
+    transaction, which is rolled back if the file turns out to be unreadable.
     """
     records = _records(path)
     try:
@@ -157,9 +164,13 @@ def load_and_process(
     creator = created_by or os.environ.get("USER") or "dragonfly import"
 
     with conn.transaction():
-        row = conn.execute(CREATE_RUN, {"source_file": path.name, "created_by": creator}).fetchone()
+        row = conn.execute(
+            CREATE_RUN,
+            {"source_file": path.name, "created_by": creator, "tenant_id": tenant_id},
+        ).fetchone()
         assert row is not None
         run_id: UUID = row[0]
+        run_tenant: UUID = row[1]
         copy_columns = ["run_id", "line_number", *names, "status", "error"]
         statement = sql.SQL("copy intake.simplicity_import_rows ({}) from stdin").format(
             sql.SQL(", ").join(sql.Identifier(c) for c in copy_columns)
@@ -179,6 +190,7 @@ def load_and_process(
         bad = tuple(BadRow(int(n), str(e)) for n, e in conn.execute(BAD_ROWS, {"run_id": run_id}))
     return ImportResult(
         run_id=run_id,
+        tenant_id=run_tenant,
         status=str(outcome["status"]),
         total_rows=int(outcome["total_rows"]),
         imported_rows=int(outcome["imported_rows"]),
