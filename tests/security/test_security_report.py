@@ -1,7 +1,9 @@
 """``dragonfly security report`` against a migrated database: the public surface is the
 spec's (anon and authenticated may execute exactly queue_job, request_case_copilot and
-log_call_outcome in public, and write no table), the policy table is the registry's, the
-report follows grants and policy rows as they change, and bad arguments are one line."""
+log_call_outcome in public, and authenticated, as which signed-in operators arrive, also the
+eight enforcement RPCs, whose tenant check decides; neither writes a table), the policy
+table is the registry's, the report follows grants and policy rows as they change, and bad
+arguments are one line."""
 
 from __future__ import annotations
 
@@ -12,10 +14,19 @@ import psycopg
 import pytest
 
 from tests.harness import run_cli
+from tests.sql.enforcement_seed import ENFORCEMENT_RPCS
 
 Conn = psycopg.Connection[Any]
 
 SPEC_PUBLIC_RPCS = {"queue_job", "request_case_copilot", "log_call_outcome"}
+# Signed-in operators call the enforcement RPCs as authenticated; inside, the tenant decides
+# (tests/security/test_rpc_tenancy.py).
+SIGNED_IN_RPCS = SPEC_PUBLIC_RPCS | set(ENFORCEMENT_RPCS)
+LOOKUPS = {
+    "enforcement_event_kind_lookup": ["SELECT"],
+    "enforcement_stage_lookup": ["SELECT"],
+    "enforcement_tier_lookup": ["SELECT"],
+}
 
 
 def report(url: str, *args: str) -> Any:
@@ -67,20 +78,25 @@ def test_the_public_roles_may_execute_exactly_the_spec_rpcs_and_write_nothing(
         "enforcement_operator",
         "dragonfly_worker",
     ]
-    for public_role in ("anon", "authenticated"):
+    for public_role, rpcs in (("anon", SPEC_PUBLIC_RPCS), ("authenticated", SIGNED_IN_RPCS)):
         surface = role(data, public_role)
         assert surface["exists"] is True
-        assert functions(data, public_role, "public") == SPEC_PUBLIC_RPCS
-        # Beyond public, only the auth.* helpers every PostgREST role gets.
-        others = {f["signature"] for f in surface["functions"] if f["schema"] != "public"}
-        assert others == {"auth.jwt()", "auth.role()", "auth.uid()"}
+        assert functions(data, public_role, "public") == rpcs
         assert all(f["definer"] for f in surface["functions"] if f["schema"] == "public")
-        # No write anywhere; the stage, tier and event-kind lookups may be read.
-        assert {r["name"]: r["privileges"] for r in surface["relations"]} == {
-            "enforcement_event_kind_lookup": ["SELECT"],
-            "enforcement_stage_lookup": ["SELECT"],
-            "enforcement_tier_lookup": ["SELECT"],
-        }
+        # No write anywhere.
+        assert all(r["privileges"] == ["SELECT"] for r in surface["relations"])
+    # anon: beyond public, only the auth.* helpers every PostgREST role gets; it reads only
+    # the stage, tier and event-kind lookups.
+    anon = role(data, "anon")
+    others = {f["signature"] for f in anon["functions"] if f["schema"] != "public"}
+    assert others == {"auth.jwt()", "auth.role()", "auth.uid()"}
+    assert {r["name"]: r["privileges"] for r in anon["relations"]} == LOOKUPS
+    # A signed-in user also reads the enforcement tables, narrowed to its tenants by the
+    # policies (which call the tenancy helpers).
+    signed_in = role(data, "authenticated")
+    assert {f["schema"] for f in signed_in["functions"]} == {"public", "auth", "tenancy"}
+    readable = {r["name"] for r in signed_in["relations"]}
+    assert set(LOOKUPS) | {"enforcement_cases", "plaintiffs"} <= readable
     # The fleet's and the service's own surface is there too.
     assert "dead_letter_job" in functions(data, "dragonfly_worker", "dragonfly")
     assert "replay_dead_letter" in functions(data, "service_role", "dragonfly")
@@ -150,9 +166,9 @@ def test_the_report_follows_grants_and_policy_rows_as_they_are(fresh_db_url: str
     data = as_json(fresh_db_url, "--role", "anon", "--role", "authenticated")
     assert [r["role"] for r in data["roles"]] == ["anon", "authenticated"]
     assert functions(data, "anon", "public") == SPEC_PUBLIC_RPCS | {"judgment_priority_of"}
-    assert functions(data, "authenticated", "public") == SPEC_PUBLIC_RPCS
+    assert functions(data, "authenticated", "public") == SIGNED_IN_RPCS
     relations = {r["name"]: r for r in role(data, "authenticated")["relations"]}
-    assert relations["plaintiffs"]["privileges"] == ["INSERT"]
+    assert relations["plaintiffs"]["privileges"] == ["SELECT", "INSERT"]
     probe = kind(data, "probe")
     assert (probe["shape"], probe["target"]) == (None, None)
     assert [(lv["level"], lv["may_enqueue"]) for lv in probe["levels"]] == [
