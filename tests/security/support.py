@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -21,14 +22,85 @@ OPERATOR_SUB = "0a0a0a0a-1111-4222-8333-444444444444"
 OPERATOR_EMAIL = "ops@example.test"
 UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
+# Two tenants and their members (make_tenants() writes them). A member signs in as
+# Supabase's role authenticated; the database decides from their tenant_members row.
+TENANT_A = "a0000000-0000-4000-8000-00000000000a"
+TENANT_B = "b0000000-0000-4000-8000-00000000000b"
+
+
+@dataclass(frozen=True)
+class Member:
+    sub: str
+    email: str
+    tenant: str
+    role: str
+
+
+MEMBERS = {
+    "viewer_a": Member(
+        "a0000000-0000-4000-8000-0000000000a1", "viewer.a@example.test", TENANT_A, "viewer"
+    ),
+    "operator_a": Member(
+        "a0000000-0000-4000-8000-0000000000a2", "operator.a@example.test", TENANT_A, "operator"
+    ),
+    "admin_a": Member(
+        "a0000000-0000-4000-8000-0000000000a3", "admin.a@example.test", TENANT_A, "admin"
+    ),
+    "operator_b": Member(
+        "b0000000-0000-4000-8000-0000000000b2", "operator.b@example.test", TENANT_B, "operator"
+    ),
+}
+# Fleet sessions (dragonfly_worker) narrowed to one tenant by dragonfly.acting_tenant, as a
+# worker acting for a job of that tenant.
+WORKERS = {"worker_a": TENANT_A, "worker_b": TENANT_B}
+
+
+def make_tenants(conn: Conn) -> None:
+    """Tenants A and B, the users of :data:`MEMBERS` in auth.users and their memberships
+    (as the connection's own role; once per transaction or database is enough)."""
+    conn.execute(
+        "insert into public.tenants (id, slug, name) values (%s, 'tenant-a', 'Tenant A'),"
+        " (%s, 'tenant-b', 'Tenant B') on conflict do nothing",
+        (TENANT_A, TENANT_B),
+    )
+    for member in MEMBERS.values():
+        conn.execute(
+            "insert into auth.users (id, email) values (%s, %s) on conflict do nothing",
+            (member.sub, member.email),
+        )
+        conn.execute(
+            "insert into public.tenant_members (tenant_id, user_id, role) values (%s, %s, %s)"
+            " on conflict do nothing",
+            (member.tenant, member.sub, member.role),
+        )
+
 
 def become(conn: Conn, role: str) -> None:
     """Act as ``role`` with the claims PostgREST would set for it.
 
     The anon key carries no ``sub``; a signed-in (authenticated) user and an operator carry
-    one, and an email.
+    one, and an email. The members of :data:`MEMBERS` (``viewer_a``, ``operator_a``,
+    ``admin_a``, ``operator_b``) are signed-in users with the claims Supabase issues them
+    (``tenant_roles`` from the access token hook); their rows must exist
+    (:func:`make_tenants`). ``worker_a`` and ``worker_b`` are fleet sessions acting for one
+    tenant.
     """
-    if role == "anon":
+    if role in MEMBERS:
+        member = MEMBERS[role]
+        conn.execute("set local role authenticated")
+        claims = {
+            "role": "authenticated",
+            "aud": "authenticated",
+            "sub": member.sub,
+            "email": member.email,
+            "app_metadata": {"provider": "email"},
+            "tenant_roles": {member.tenant: member.role},
+        }
+        conn.execute("select set_config('request.jwt.claims', %s, true)", (json.dumps(claims),))
+    elif role in WORKERS:
+        act_as(conn, "dragonfly_worker")
+        conn.execute("select set_config('dragonfly.acting_tenant', %s, true)", (WORKERS[role],))
+    elif role == "anon":
         conn.execute("set local role anon")
         conn.execute(
             "select set_config('request.jwt.claims', %s, true)",
@@ -44,6 +116,8 @@ def become(conn: Conn, role: str) -> None:
 
 def identity_of(role: str) -> str:
     """What an audit field must record for a caller made by :func:`become`."""
+    if role in MEMBERS:
+        return MEMBERS[role].email
     return {
         "anon": "anon",
         "authenticated": "mallory@example.test",

@@ -1,8 +1,9 @@
 """``dragonfly security report`` against a migrated database: the public surface is the
 spec's (anon and authenticated may execute exactly queue_job, request_case_copilot and
-log_call_outcome in public, and write no table; signed-in users read what their tenants
-hold), the policy table is the registry's, the report follows grants and policy rows as they
-change, and bad arguments are one line."""
+log_call_outcome in public, and authenticated, as which signed-in operators arrive, also the
+eight enforcement RPCs, whose tenant check decides; neither writes a table), the policy
+table is the registry's, the report follows grants and policy rows as they change, and bad
+arguments are one line."""
 
 from __future__ import annotations
 
@@ -13,10 +14,21 @@ import psycopg
 import pytest
 
 from tests.harness import run_cli
+from tests.sql.enforcement_seed import ENFORCEMENT_RPCS
 
 Conn = psycopg.Connection[Any]
 
 SPEC_PUBLIC_RPCS = {"queue_job", "request_case_copilot", "log_call_outcome"}
+# Signed-in operators call the enforcement RPCs as authenticated; inside, the tenant decides
+# (tests/security/test_rpc_tenancy.py).
+# Signed-in users also execute the eight enforcement RPCs (their tenant check decides) and
+# judgment_priority_of, the invoker helper v_priority_pipeline calls.
+SIGNED_IN_RPCS = SPEC_PUBLIC_RPCS | set(ENFORCEMENT_RPCS) | {"judgment_priority_of"}
+LOOKUPS = {
+    "enforcement_event_kind_lookup": ["SELECT"],
+    "enforcement_stage_lookup": ["SELECT"],
+    "enforcement_tier_lookup": ["SELECT"],
+}
 
 
 def report(url: str, *args: str) -> Any:
@@ -68,39 +80,29 @@ def test_the_public_roles_may_execute_exactly_the_spec_rpcs_and_write_nothing(
         "enforcement_operator",
         "dragonfly_worker",
     ]
-    lookups = {
-        "enforcement_event_kind_lookup": ["SELECT"],
-        "enforcement_stage_lookup": ["SELECT"],
-        "enforcement_tier_lookup": ["SELECT"],
-    }
-    for public_role in ("anon", "authenticated"):
+    for public_role, rpcs in (("anon", SPEC_PUBLIC_RPCS), ("authenticated", SIGNED_IN_RPCS)):
         surface = role(data, public_role)
         assert surface["exists"] is True
-        # judgment_priority_of is the (invoker) helper v_priority_pipeline calls.
-        expected = SPEC_PUBLIC_RPCS | ({"judgment_priority_of"} if public_role != "anon" else set())
-        assert functions(data, public_role, "public") == expected
+        assert functions(data, public_role, "public") == rpcs
         assert all(
             f["definer"]
             for f in surface["functions"]
             if f["schema"] == "public" and f["name"] != "judgment_priority_of"
         )
-        # Nobody writes a table directly.
+        # No write anywhere.
         assert all(r["privileges"] == ["SELECT"] for r in surface["relations"])
-    # anon: beyond public, only the auth.* helpers every PostgREST role gets, and only the
-    # lookups may be read.
+    # anon: beyond public, only the auth.* helpers every PostgREST role gets; it reads only
+    # the stage, tier and event-kind lookups.
     anon = role(data, "anon")
-    assert {f["signature"] for f in anon["functions"] if f["schema"] != "public"} == {
-        "auth.jwt()",
-        "auth.role()",
-        "auth.uid()",
-    }
-    assert {r["name"]: r["privileges"] for r in anon["relations"]} == lookups
-    # A signed-in user also reads the enforcement tables and views, narrowed to the tenants
-    # it is a member of by the policies, which call the tenancy helpers.
+    others = {f["signature"] for f in anon["functions"] if f["schema"] != "public"}
+    assert others == {"auth.jwt()", "auth.role()", "auth.uid()"}
+    assert {r["name"]: r["privileges"] for r in anon["relations"]} == LOOKUPS
+    # A signed-in user also reads the enforcement tables, narrowed to its tenants by the
+    # policies (which call the tenancy helpers).
     signed_in = role(data, "authenticated")
     assert {f["schema"] for f in signed_in["functions"]} == {"public", "auth", "tenancy"}
     readable = {r["name"] for r in signed_in["relations"]}
-    assert set(lookups) | {"enforcement_cases", "plaintiffs", "v_priority_pipeline"} <= readable
+    assert set(LOOKUPS) | {"enforcement_cases", "plaintiffs"} <= readable
     # The fleet's and the service's own surface is there too.
     assert "dead_letter_job" in functions(data, "dragonfly_worker", "dragonfly")
     assert "replay_dead_letter" in functions(data, "service_role", "dragonfly")
@@ -170,7 +172,7 @@ def test_the_report_follows_grants_and_policy_rows_as_they_are(fresh_db_url: str
     data = as_json(fresh_db_url, "--role", "anon", "--role", "authenticated")
     assert [r["role"] for r in data["roles"]] == ["anon", "authenticated"]
     assert functions(data, "anon", "public") == SPEC_PUBLIC_RPCS | {"judgment_priority_of"}
-    assert functions(data, "authenticated", "public") == SPEC_PUBLIC_RPCS | {"judgment_priority_of"}
+    assert functions(data, "authenticated", "public") == SIGNED_IN_RPCS
     relations = {r["name"]: r for r in role(data, "authenticated")["relations"]}
     assert relations["plaintiffs"]["privileges"] == ["SELECT", "INSERT"]
     probe = kind(data, "probe")

@@ -34,7 +34,7 @@ def two(db: Conn) -> dict[str, str]:
 
 def in_tenant(db: Conn, tenant_id: str) -> str:
     """A plaintiff of ``tenant_id`` with a judgment, court case and open case; the case id."""
-    return str(seed(db, tenant_id=tenant_id).case_id)
+    return str(seed(db, tenant=tenant_id).case_id)
 
 
 def tenants_of(db: Conn, need: str) -> set[str]:
@@ -236,7 +236,7 @@ def test_a_row_given_another_tenant_than_its_parents_is_refused(
 
 def test_nothing_moves_between_tenants(db: Conn, two: dict[str, str]) -> None:
     case_id = in_tenant(db, two["a"])
-    other = seed_plaintiff(db, tenant_id=two["b"])
+    other = seed_plaintiff(db, tenant=two["b"])
     jid = one(
         db, "select judgment_id::text from public.enforcement_cases where id = %s", (case_id,)
     )
@@ -257,7 +257,7 @@ def test_nothing_moves_between_tenants(db: Conn, two: dict[str, str]) -> None:
 
 
 def test_rows_inherit_in_replica_mode_too(db: Conn, two: dict[str, str]) -> None:
-    pid = seed_plaintiff(db, tenant_id=two["a"])
+    pid = seed_plaintiff(db, tenant=two["a"])
     db.execute("set local session_replication_role = replica")
     jid = seed_judgment(db, pid)
     db.execute("set local session_replication_role = origin")

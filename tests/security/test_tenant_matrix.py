@@ -89,7 +89,7 @@ def book(db: Conn) -> dict[str, Any]:
     tenants = {"a": make_tenant(db, "a"), "b": make_tenant(db, "b")}
     cases = {}
     for name, tenant_id in tenants.items():
-        case_id = str(seed(db, tenant_id=tenant_id).case_id)
+        case_id = str(seed(db, tenant=tenant_id).case_id)
         rpc(db, "log_enforcement_event", {"case_id": case_id, "event_kind": "note_added"})
         rpc(db, "set_enforcement_stage", {"case_id": case_id, "stage": "asset_search"})
         rpc(db, "queue_enforcement_action", {"case_id": case_id, "action_type": "marshal"})

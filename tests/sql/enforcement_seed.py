@@ -60,14 +60,15 @@ def new_id() -> str:
 
 
 def seed_plaintiff(
-    conn: Conn, name: str = "Acme Funding LLC", status: str = "new", tenant_id: str | None = None
+    conn: Conn, name: str = "Acme Funding LLC", status: str = "new", *, tenant: str | None = None
 ) -> str:
-    """A plaintiff, in ``tenant_id`` (default: the default tenant); its id."""
+    """A plaintiff of ``tenant`` (the default tenant when None); its judgments, court cases
+    and enforcement cases take its tenant."""
     pid = new_id()
     conn.execute(
         "insert into public.plaintiffs (id, name, status, tenant_id)"
         " values (%s, %s, %s, coalesce(%s::uuid, tenancy.default_tenant_id()))",
-        (pid, name, status, tenant_id),
+        (pid, name, status, tenant),
     )
     return pid
 
@@ -129,11 +130,11 @@ def seed(
     amount: str = "1000.00",
     priority: str = "normal",
     judgment_status: str = "active",
-    tenant_id: str | None = None,
+    tenant: str | None = None,
 ) -> Seeded:
-    """Plaintiff + judgment + court case, and an open enforcement case through the RPC, in
-    ``tenant_id`` (default: the default tenant)."""
-    pid = seed_plaintiff(conn, tenant_id=tenant_id)
+    """Plaintiff (of ``tenant``, else the default tenant) + judgment + court case, and an open
+    enforcement case through the RPC."""
+    pid = seed_plaintiff(conn, tenant=tenant)
     jid = seed_judgment(conn, pid, amount=amount, priority=priority, status=judgment_status)
     ccid = seed_court_case(conn, jid, score=score, tier=tier)
     case_id = None

@@ -29,7 +29,8 @@ ALL_RPCS = (*ENFORCEMENT_RPCS, "refresh_enforcement_metrics")
 # The role matrix (docs/rpc.md).
 RPC_MATRIX: dict[str, set[str]] = {
     "anon": set(),
-    "authenticated": set(),
+    # Signed-in operators arrive as authenticated; the tenant check inside decides.
+    "authenticated": set(ENFORCEMENT_RPCS),
     "enforcement_operator": set(ENFORCEMENT_RPCS),
     "dragonfly_worker": {
         "log_enforcement_event",
@@ -84,6 +85,10 @@ def test_rpc_matrix_by_calling(db: Conn, enf_case: Seeded, role: str) -> None:
             _, payload = valid_call(db, name, enf_case)
             outcome[name] = call_as(db, role, name, payload)
     expected = {name: (None if name in RPC_MATRIX[role] else "42501") for name in ALL_RPCS}
+    if role == "authenticated":
+        # A signed-in user who is no member of the case's tenant reaches no row: the answer
+        # of a missing one (tests/security/test_rpc_tenancy.py calls as members).
+        expected.update(dict.fromkeys(ENFORCEMENT_RPCS, "P0002"))
     assert outcome == expected
 
 

@@ -8,6 +8,7 @@ Tests run in the ``db`` fixture's rolled-back transaction unless they need commi
 
 from __future__ import annotations
 
+import json
 import threading
 import uuid
 from collections.abc import Iterator
@@ -43,6 +44,23 @@ def as_role(conn: Conn, role: str) -> Iterator[None]:
     conn.execute("select set_config('request.jwt.claims', %s, true)", (f'{{"role": "{role}"}}',))
     yield
     conn.execute("reset role")
+
+
+def sign_in_as_member(conn: Conn, role: str, email: str) -> None:
+    """Act as a signed-in user (authenticated, as PostgREST) who is a ``role`` of the default
+    tenant, where the rows of these tests live: the tenant decides what the RPCs let them do."""
+    user_id = str(uuid.uuid4())
+    conn.execute("insert into auth.users (id, email) values (%s, %s)", (user_id, email))
+    conn.execute(
+        "insert into public.tenant_members (tenant_id, user_id, role)"
+        " values (tenancy.default_tenant_id(), %s, %s)",
+        (user_id, role),
+    )
+    conn.execute("set local role authenticated")
+    conn.execute(
+        "select set_config('request.jwt.claims', %s, true)",
+        (json.dumps({"role": "authenticated", "sub": user_id, "email": email}),),
+    )
 
 
 def one(conn: Conn, query: str, params: Any = None) -> Any:
@@ -175,17 +193,16 @@ def test_retired_rpcs_do_not_exist(db: Conn, name: str) -> None:
 
 def test_request_case_copilot_enqueues_through_queue_job(db: Conn) -> None:
     case = make_enforcement_case(db, "CV-COPILOT-1")
-    with as_role(db, "authenticated"):
-        # The signed-in user's JWT names them; that, not the argument, is what is recorded.
-        db.execute(
-            "select set_config('request.jwt.claims', %s, true)",
-            ('{"role": "authenticated", "email": "ops@example.com"}',),
-        )
+    with db.transaction():
+        # A viewer of the case's tenant may ask for a brief; the signed-in user's JWT names
+        # them, and that, not the argument, is what is recorded.
+        sign_in_as_member(db, "viewer", "ops@example.com")
         msg_id = one(
             db,
             "select public.request_case_copilot(%s::text, %s)",
             (case["case_id"], "ops@example.com"),
         )
+        db.execute("reset role")
     message = one(db, "select message from pgmq.q_case_copilot where msg_id = %s", (msg_id,))
     assert message["kind"] == "case_copilot"
     assert message["requested_by"] == "ops@example.com"
@@ -251,8 +268,11 @@ def test_log_call_outcome_records_closes_moves_status_and_schedules(db: Conn) ->
     plaintiff_id = make_plaintiff(db)
     task_id = make_task(db, plaintiff_id)
     follow = datetime.now(UTC) + timedelta(days=2)
-    with as_role(db, "authenticated"):
+    with db.transaction():
+        # An operator of the plaintiff's tenant, signed in.
+        sign_in_as_member(db, "operator", "agent@example.com")
         result = log_call(db, plaintiff_id, task_id, "Left Voicemail", None, "rang 6 times", follow)
+        db.execute("reset role")
     assert result["outcome_bucket"] == "left_voicemail"
     assert result["terminal"] is False
     assert result["previous_status"] == "new"
