@@ -128,6 +128,8 @@ grant select on public.tenant_members to supabase_auth_admin;
 -- ---------------------------------------------------------------------------------------
 -- Who the caller is and where they reach
 
+-- No exception block (a subtransaction per call): the claims PostgREST sets are JSON; a
+-- session that sets claims that are not fails its statement (22P02), which grants nothing.
 create function tenancy.caller_user_id()
 returns uuid
 language plpgsql
@@ -141,21 +143,17 @@ begin
     if v_setting is null or v_setting = '' then
         return null;
     end if;
-    begin
-        v_sub := v_setting::jsonb ->> 'sub';
-        if v_sub ~ '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$' then
-            return v_sub::uuid;
-        end if;
-    exception when data_exception then
-        null;
-    end;
+    v_sub := v_setting::json ->> 'sub';
+    if v_sub ~ '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$' then
+        return v_sub::uuid;
+    end if;
     return null;
 end;
 $$;
 
 comment on function tenancy.caller_user_id() is
-    'The signed-in user''s id: the JWT''s sub claim when it is a uuid, else null (anon, the fleet, '
-    'claims that are not JSON).';
+    'The signed-in user''s id: the JWT''s sub claim when it is a uuid, else null (anon, the fleet). '
+    'Claims that are not JSON are an error (22P02).';
 
 grant execute on function tenancy.caller_user_id()
     to authenticated, enforcement_operator, dragonfly_worker, service_role;
@@ -187,6 +185,15 @@ comment on function tenancy.acting_tenant() is
 grant execute on function tenancy.acting_tenant()
     to authenticated, enforcement_operator, dragonfly_worker, service_role;
 
+-- What caller_tenants() found, per need, is kept for the rest of the transaction in a
+-- transaction-local setting, keyed by everything its answer depends on (the role, the
+-- claims, the acting tenant and an epoch that every change of tenants or memberships in the
+-- transaction bumps). Why: the policies ask it once per statement, but only when a row needs
+-- filtering, so its cost was exactly the difference between reading another tenant's row
+-- and reading a missing one (a timing oracle of some 60 us); cached, a request pays for it
+-- once. A session that could forge the setting could as well forge request.jwt.claims, so
+-- the cache gives nobody a reach they could not already claim. A membership change committed
+-- by another transaction is seen by the next request.
 create function tenancy.caller_tenants(p_need text default 'read')
 returns uuid[]
 language plpgsql
@@ -195,10 +202,15 @@ security definer
 set search_path = ''
 as $$
 declare
-    v_role text := dragonfly.caller_role();
-    v_acting uuid := tenancy.acting_tenant();
+    v_role text := pg_catalog.current_setting('role');
+    v_claims text := pg_catalog.current_setting('request.jwt.claims', true);
+    v_acting_setting text := pg_catalog.current_setting('dragonfly.acting_tenant', true);
+    v_slot text;
+    v_key text;
+    v_cached text;
+    v_acting uuid;
     v_user uuid;
-    v_all boolean;
+    v_sub text;
     v_tenants uuid[];
 begin
     if p_need is null or p_need not in ('read', 'write', 'admin') then
@@ -206,38 +218,100 @@ begin
             errcode = '22023',
             message = pg_catalog.format('caller_tenants: need must be read, write or admin, not %s', p_need);
     end if;
+    if v_role in ('none', '') then
+        v_role := session_user::text;
+    end if;
 
-    -- The fleet, service tooling and the enforcement_operator role reach every tenant.
-    v_all := dragonfly.caller_trust_level() = 'internal'
-             or pg_catalog.pg_has_role(v_role, 'enforcement_operator', 'usage');
-    if v_all then
-        if v_acting is not null then
-            -- Only a tenant that exists: an unknown or malformed setting reaches nothing.
-            return array(select t.id from public.tenants as t where t.id = v_acting);
+    v_slot := 'dragonfly.caller_tenants_' || p_need;
+    -- The claims enter the key as their length and hash: the cache lives one transaction,
+    -- in which PostgREST sets the claims once.
+    -- The free-form parts are quoted literals, so no two states share a key.
+    v_key := pg_catalog.format(
+        '%s/%s/%s/%s/%s=',
+        pg_catalog.quote_nullable(pg_catalog.current_setting('dragonfly.tenancy_epoch', true)),
+        pg_catalog.length(v_claims), pg_catalog.hashtext(v_claims),
+        pg_catalog.quote_nullable(v_acting_setting), pg_catalog.quote_nullable(v_role)
+    );
+    v_cached := pg_catalog.current_setting(v_slot, true);
+    if v_cached is not null and pg_catalog.starts_with(v_cached, v_key) then
+        return pg_catalog.substr(v_cached, pg_catalog.length(v_key) + 1)::uuid[];
+    end if;
+
+    if v_acting_setting is not null and v_acting_setting <> '' then
+        -- A value that is not a uuid narrows to no tenant at all rather than being ignored.
+        v_acting := case
+            when v_acting_setting ~ '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$'
+                then v_acting_setting::uuid
+            else '00000000-0000-0000-0000-000000000000'::uuid
+        end;
+    end if;
+
+    if v_role = 'authenticated' then
+        -- Signed-in users reach their memberships.
+        -- caller_user_id(), inline: this is the path every signed-in request takes.
+        v_sub := v_claims::json ->> 'sub';
+        if v_sub ~ '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$' then
+            v_user := v_sub::uuid;
         end if;
-        select coalesce(pg_catalog.array_agg(t.id), '{}') into v_tenants from public.tenants as t;
-        return v_tenants;
+        select coalesce(pg_catalog.array_agg(m.tenant_id), '{}')
+          into v_tenants
+          from public.tenant_members as m
+         where m.user_id = v_user
+           and (v_acting is null or m.tenant_id = v_acting)
+           and case p_need
+                   when 'read' then true
+                   when 'write' then m.role in ('operator', 'admin')
+                   else m.role = 'admin'
+               end;
+        v_tenants := coalesce(v_tenants, '{}');
+    elsif v_role <> 'anon'
+          and (dragonfly.caller_trust_level() = 'internal'
+               or pg_catalog.pg_has_role(v_role, 'enforcement_operator', 'usage')) then
+        -- The fleet, service tooling and the enforcement_operator role reach every tenant;
+        -- narrowed, only a tenant that exists (an unknown or malformed setting reaches none).
+        select coalesce(pg_catalog.array_agg(t.id), '{}')
+          into v_tenants
+          from public.tenants as t
+         where v_acting is null or t.id = v_acting;
+    else
+        -- anon, and a JWT for any other role, are nobody's membership.
+        v_tenants := '{}';
     end if;
 
-    -- Signed-in users reach their memberships. Only the roles a signed-in user can hold
-    -- count: a JWT for some other role is nobody's membership.
-    v_user := tenancy.caller_user_id();
-    if v_user is null or v_role <> 'authenticated' then
-        return '{}';
-    end if;
-    select coalesce(pg_catalog.array_agg(m.tenant_id), '{}')
-      into v_tenants
-      from public.tenant_members as m
-     where m.user_id = v_user
-       and (v_acting is null or m.tenant_id = v_acting)
-       and case p_need
-               when 'read' then true
-               when 'write' then m.role in ('operator', 'admin')
-               else m.role = 'admin'
-           end;
+    perform pg_catalog.set_config(v_slot, v_key || v_tenants::text, true);
     return v_tenants;
 end;
 $$;
+
+create function tenancy.tg_bump_tenancy_epoch()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+    perform pg_catalog.set_config(
+        'dragonfly.tenancy_epoch',
+        (coalesce(nullif(pg_catalog.current_setting('dragonfly.tenancy_epoch', true), ''), '0')::bigint + 1)::text,
+        true
+    );
+    return null;
+end;
+$$;
+
+comment on function tenancy.tg_bump_tenancy_epoch() is
+    'Statement trigger on tenants and tenant_members: a change invalidates what caller_tenants() '
+    'kept for the rest of the transaction.';
+
+revoke execute on function tenancy.tg_bump_tenancy_epoch() from public;
+
+create trigger tenants_bump_tenancy_epoch
+    after insert or update or delete or truncate on public.tenants
+    for each statement execute function tenancy.tg_bump_tenancy_epoch();
+create trigger tenant_members_bump_tenancy_epoch
+    after insert or update or delete or truncate on public.tenant_members
+    for each statement execute function tenancy.tg_bump_tenancy_epoch();
+alter table public.tenants enable always trigger tenants_bump_tenancy_epoch;
+alter table public.tenant_members enable always trigger tenant_members_bump_tenancy_epoch;
 
 comment on function tenancy.caller_tenants(text) is
     'The tenants in which the caller may do p_need (read | write | admin), decided from the session: '
