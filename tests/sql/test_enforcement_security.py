@@ -42,7 +42,9 @@ RPC_MATRIX: dict[str, set[str]] = {
 }
 VIEW_MATRIX: dict[str, set[str]] = {
     "anon": set(),
-    "authenticated": set(),
+    # Signed-in members read the views, RLS narrowing them to their tenants
+    # (tests/sql/test_tenant_views.py).
+    "authenticated": set(VIEWS),
     "enforcement_operator": set(VIEWS),
     "dragonfly_worker": set(),
     "service_role": set(VIEWS),
@@ -129,12 +131,17 @@ def test_operator_reads_but_never_writes_the_tables(db: Conn) -> None:
                 "select has_table_privilege('enforcement_operator', %s, %s)",
                 (table, privilege),
             ), (table, privilege)
-        for role in ("anon", "authenticated", "dragonfly_worker"):
+        for role in ("anon", "dragonfly_worker"):
             assert not one(
                 db,
                 "select has_table_privilege(%s, %s, 'select,insert,update,delete')",
                 (role, table),
             ), (role, table)
+        # Signed-in members read them under the tenant policies, and never write.
+        assert one(db, "select has_table_privilege('authenticated', %s, 'select')", (table,))
+        assert not one(
+            db, "select has_table_privilege('authenticated', %s, 'insert,update,delete')", (table,)
+        ), table
 
 
 def test_operator_sees_the_data_through_the_views_and_the_jwt_names_the_actor(
