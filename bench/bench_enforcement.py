@@ -19,6 +19,21 @@ then prints:
 
 Targets on a 2-core machine: each view <= 50 ms, each RPC <= 5 ms. The database is dropped
 at the end unless ``--keep``.
+
+``--tenants`` compares, in one run, what tenants cost the console's two main reads::
+
+    .venv/bin/python bench/bench_enforcement.py --tenants --database-url postgresql://postgres@127.0.0.1:5432/postgres
+
+Two databases are generated side by side: *one tenant* (the default tenant's ``--rows`` cases,
+today's single-tenant book, read as the ``enforcement_operator`` PostgreSQL role) and *two
+tenants* (the same book in the default tenant plus ``--rows`` cases of a second tenant, read as
+a signed-in operator of the default tenant: role ``authenticated`` with the JWT ``sub`` of a
+``tenant_members`` row). ``v_enforcement_overview`` and ``v_priority_pipeline limit 50`` are
+read ``--repeat`` times (default 200) on each, alternating between the databases so the
+machine's load falls on both alike; the benchmark prints p50 and p99 of each, their ratio
+(two tenants / one tenant; the goal is at most 1.2), what each reader saw (it must be its own
+tenant's book only) and the indexes, sequential scans and sorts of each plan.
+``--migrations DIR`` applies another checkout's migrations instead (a before/after pair).
 """
 
 from __future__ import annotations
@@ -42,28 +57,41 @@ from psycopg.types.json import Jsonb
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench._stats import percentile
 from workers.db.migrate import default_migrations_dir, migrate
 
 Conn = psycopg.Connection[Any]
 
 OPERATOR_SUB = "00000000-0000-4000-8000-00000000b0b0"
+# --tenants: the second tenant, and the signed-in operator of the default tenant who reads.
+OTHER_TENANT = "00000000-0000-4000-8000-0000000000b2"
+MEMBER_SUB = "00000000-0000-4000-8000-00000000a11a"
+MEMBER_EMAIL = "ops@tenant-a.example"
 
+DEFAULT_TENANT = "00000000-0000-4000-8000-000000000001"
+
+# One tenant's book. {p} and {j} are the id prefixes of its plaintiffs and judgments (a block
+# of its own per tenant, see book_sql()); judgments, court cases and enforcement cases name
+# their tenant explicitly, because under session_replication_role = replica the triggers that
+# copy it from the parent do not fire.
 GENERATE = """
-insert into public.plaintiffs (id, name, status, state)
+insert into public.plaintiffs (id, tenant_id, name, status, state)
 select
-    ('00000000-0000-4000-a000-' || lpad(to_hex(g), 12, '0'))::uuid,
+    ('{p}' || lpad(to_hex(g), 12, '0'))::uuid,
+    '{tenant}'::uuid,
     'Plaintiff ' || g,
     (array['new', 'contacted', 'reached_warm', 'signed', 'callback_scheduled'])[1 + g % 5],
     (array['NY', 'NJ', 'CT', 'PA'])[1 + g % 4]
 from generate_series(1, {n} + {spare}) as g;
 
 insert into public.judgments (
-    id, plaintiff_id, debtor_name, judgment_amount, balance_due, judgment_date, county, state,
-    priority_level
+    id, tenant_id, plaintiff_id, debtor_name, judgment_amount, balance_due, judgment_date, county,
+    state, priority_level
 )
 select
-    ('00000000-0000-4000-b000-' || lpad(to_hex(g), 12, '0'))::uuid,
-    ('00000000-0000-4000-a000-' || lpad(to_hex(g), 12, '0'))::uuid,
+    ('{j}' || lpad(to_hex(g), 12, '0'))::uuid,
+    '{tenant}'::uuid,
+    ('{p}' || lpad(to_hex(g), 12, '0'))::uuid,
     'Debtor ' || g,
     amount,
     amount,
@@ -78,28 +106,31 @@ from (
     from generate_series(1, {n} + {spare}) as g
 ) as a;
 
-insert into judgments.cases (judgment_id, case_number, county, state, collectability_score,
-                             collectability_tier, last_scored_at)
+insert into judgments.cases (judgment_id, tenant_id, case_number, county, state,
+                             collectability_score, collectability_tier, last_scored_at)
 select
-    j.id,
-    'CV-' || j.id,
-    j.county,
-    j.state,
+    s.id,
+    s.tenant_id,
+    'CV-' || s.id,
+    s.county,
+    s.state,
     s.score,
     (select t.tier from public.enforcement_tier_lookup t
       where t.min_score <= s.score order by t.min_score desc limit 1),
     now() - interval '3 days'
 from (
     select j.*, round((random() * 100)::numeric, 2) as score from public.judgments j
-) as s
-join public.judgments j on j.id = s.id;
+     where j.id between '{j}000000000000' and '{j}ffffffffffff'
+) as s;
 
 insert into public.enforcement_cases (
-    judgment_id, plaintiff_id, tier, tier_reason, tier_as_of, collectability_score, current_stage,
-    stage_entered_at, next_action_at, current_balance, opened_at, created_by, created_at, updated_at
+    judgment_id, tenant_id, plaintiff_id, tier, tier_reason, tier_as_of, collectability_score,
+    current_stage, stage_entered_at, next_action_at, current_balance, opened_at, created_by,
+    created_at, updated_at
 )
 select
     j.id,
+    j.tenant_id,
     j.plaintiff_id,
     cc.collectability_tier,
     'score>=' || trim_scale((select t.min_score from public.enforcement_tier_lookup t
@@ -123,17 +154,19 @@ join public.enforcement_stage_lookup st on st.stage = (
 lateral (
     select now() - make_interval(days => (abs(hashtext(j.id::text || 'x')) % 60))
 ) as e(entered)
-where j.id <= ('00000000-0000-4000-b000-' || lpad(to_hex({n}), 12, '0'))::uuid;
+where j.id between '{j}000000000000' and ('{j}' || lpad(to_hex({n}), 12, '0'))::uuid;
 
 insert into public.enforcement_events (enforcement_case_id, event_kind, occurred_at, payload, actor)
 select
     c.id, k.kind::public.enforcement_event_kind, c.stage_entered_at + k.offs, '{}'::jsonb, 'bench'
 from public.enforcement_cases c,
      (values ('case_opened', interval '0'), ('note_added', interval '1 hour'),
-             ('asset_search_requested', interval '2 hours')) as k(kind, offs);
+             ('asset_search_requested', interval '2 hours')) as k(kind, offs)
+where c.judgment_id between '{j}000000000000' and '{j}ffffffffffff';
 
 insert into public.enforcement_history (enforcement_case_id, actor, actor_type, action, delta)
-select c.id, 'bench', 'rpc', 'case_opened', '{}'::jsonb from public.enforcement_cases c;
+select c.id, 'bench', 'rpc', 'case_opened', '{}'::jsonb from public.enforcement_cases c
+where c.judgment_id between '{j}000000000000' and '{j}ffffffffffff';
 """
 
 
@@ -141,8 +174,25 @@ MIRROR = """
 update public.judgments as j
    set collectability_tier = cc.collectability_tier
   from judgments.cases as cc
- where cc.judgment_id = j.id
+ where cc.judgment_id = j.id and j.collectability_tier is distinct from cc.collectability_tier
 """
+
+
+def book_sql(n: int, spare: int, *, tenant: str = DEFAULT_TENANT, block: int = 0) -> bytes:
+    """The statements that generate one tenant's book: ``n`` plaintiffs, judgments, court cases
+    and open enforcement cases (3 events and a history row each) plus ``spare`` judgments
+    without a case. Run with ``session_replication_role = replica``, then :data:`MIRROR`.
+    Each ``block`` (0-4095) has ids of its own, so several books fit in one database."""
+    if not 0 <= block <= 0xFFF:
+        raise ValueError(f"block must be within 0..4095, not {block}")
+    sql = (
+        GENERATE.replace("{n}", str(n))
+        .replace("{spare}", str(spare))
+        .replace("{tenant}", tenant)
+        .replace("{p}", f"00000000-0000-4000-a{block:03x}-")
+        .replace("{j}", f"00000000-0000-4000-b{block:03x}-")
+    )
+    return sql.encode()
 
 
 def url_with_db(url: str, dbname: str) -> str:
@@ -166,6 +216,13 @@ def as_operator(conn: Conn) -> None:
         "select set_config('request.jwt.claims', %s, true)",
         (json.dumps({"role": "enforcement_operator", "sub": OPERATOR_SUB}),),
     )
+
+
+def as_member(conn: Conn, sub: str = MEMBER_SUB, email: str = MEMBER_EMAIL) -> None:
+    """A signed-in user, as PostgREST runs a request with Supabase Auth's access token."""
+    conn.execute("set local role authenticated")
+    claims = {"role": "authenticated", "sub": sub, "email": email, "aud": "authenticated"}
+    conn.execute("select set_config('request.jwt.claims', %s, true)", (json.dumps(claims),))
 
 
 def time_query(conn: Conn, query: str, repeat: int) -> list[float]:
@@ -213,10 +270,31 @@ def main(argv: list[str] | None = None) -> int:
         default=os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
     )
     parser.add_argument("--rows", type=int, default=100_000)
-    parser.add_argument("--repeat", type=int, default=30)
+    parser.add_argument(
+        "--repeat", type=int, default=None, help="reads per view (default 30; 200 with --tenants)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the generated database")
     parser.add_argument("--plans", action="store_true", help="print the full EXPLAIN plans")
+    parser.add_argument(
+        "--tenants",
+        action="store_true",
+        help="compare one tenant (enforcement_operator) with two tenants (a signed-in member)",
+    )
+    parser.add_argument(
+        "--migrations",
+        type=Path,
+        default=None,
+        help="apply the migrations of this directory instead of the project's",
+    )
     args = parser.parse_args(argv)
+    if args.rows < 1 or (args.repeat is not None and args.repeat < 1):
+        parser.error("--rows and --repeat must be at least 1")
+    if args.migrations is not None and not args.migrations.is_dir():
+        parser.error(f"--migrations: {args.migrations} is not a directory")
+    if args.repeat is None:
+        args.repeat = 200 if args.tenants else 30
+    if args.tenants:
+        return compare_tenants(args)
 
     dbname = f"df_bench_enf_{os.getpid()}"
     with psycopg.connect(args.database_url, autocommit=True) as admin:
@@ -238,15 +316,13 @@ def run(url: str, args: argparse.Namespace, server: str) -> int:
     spare = 1000  # judgments without a case, for open_enforcement_case
     with psycopg.connect(url, autocommit=True) as conn:
         started = time.perf_counter()
-        migrate(conn, default_migrations_dir())
+        migrate(conn, args.migrations or default_migrations_dir())
         # Bulk load without triggers and FK re-checks (the data is consistent): no NOTIFY per
         # event, no touch trigger. The pipeline's tier mirror (a trigger on judgments.cases)
         # is filled the way the migration backfills it.
         with conn.transaction():
             conn.execute("set local session_replication_role = replica")
-            conn.execute(
-                GENERATE.replace("{n}", str(args.rows)).replace("{spare}", str(spare)).encode()
-            )
+            conn.execute(book_sql(args.rows, spare))
             conn.execute(MIRROR)
         conn.execute("vacuum analyze")
         print(
@@ -380,6 +456,199 @@ def run(url: str, args: argparse.Namespace, server: str) -> int:
                 samples.append((time.perf_counter() - start) * 1000)
         print(f"  {'next runs (nothing to do)':42s} {ms(samples)}")
         print(f"    {again[0] if again else None}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------
+# --tenants
+
+TENANT_READS = {
+    "v_enforcement_overview": "select * from public.v_enforcement_overview",
+    "v_priority_pipeline limit 50": "select * from public.v_priority_pipeline limit 50",
+}
+
+
+def build_tenant_book(url: str, args: argparse.Namespace, tenants: int) -> float:
+    """Migrate, then generate ``--rows`` cases in each of ``tenants`` tenants (the default
+    tenant first) and a signed-in operator of the default tenant; vacuum and analyze."""
+    started = time.perf_counter()
+    with psycopg.connect(url, autocommit=True) as conn:
+        migrate(conn, args.migrations or default_migrations_dir())
+        has_tenants = conn.execute("select to_regclass('public.tenants') is not null").fetchone()
+        with conn.transaction():
+            if has_tenants and has_tenants[0]:
+                conn.execute(
+                    "insert into public.tenants (id, slug, name) values (%s, 'other', 'Other')",
+                    (OTHER_TENANT,),
+                )
+                conn.execute(
+                    "insert into auth.users (id, email) values (%s, %s)",
+                    (MEMBER_SUB, MEMBER_EMAIL),
+                )
+                conn.execute(
+                    "insert into public.tenant_members (tenant_id, user_id, role) "
+                    "values (%s, %s, 'operator')",
+                    (DEFAULT_TENANT, MEMBER_SUB),
+                )
+            elif tenants > 1:
+                raise SystemExit("--tenants: these migrations have no public.tenants")
+            conn.execute("set local session_replication_role = replica")
+            for block, tenant in enumerate([DEFAULT_TENANT, OTHER_TENANT][:tenants]):
+                conn.execute(book_sql(args.rows, 1000, tenant=tenant, block=block))
+            conn.execute(MIRROR)
+        conn.execute("vacuum analyze")
+    return time.perf_counter() - started
+
+
+def timed(conn: Conn, become: Callable[[Conn], None], query: str) -> float:
+    with conn.transaction(force_rollback=True):
+        become(conn)
+        start = time.perf_counter()
+        conn.execute(query).fetchall()
+        return (time.perf_counter() - start) * 1000
+
+
+def plan_summary(conn: Conn, become: Callable[[Conn], None], query: str) -> tuple[str, str]:
+    with conn.transaction(force_rollback=True):
+        become(conn)
+        rows = conn.execute(f"explain (analyze, buffers, costs off) {query}").fetchall()
+    plan = "\n".join(r[0] for r in rows)
+    indexes = sorted(set(re.findall(r"(?:Index|Index Only) Scan(?: Backward)? using (\w+)", plan)))
+    scans = sorted(set(re.findall(r"Seq Scan on (\w+)", plan)))
+    sorts = len(re.findall(r"(?<!Incremental )Sort(?: Key)?:", plan)) + len(
+        re.findall(r"Incremental Sort", plan)
+    )
+    heap = sum(int(h) for h in re.findall(r"Heap Fetches: (\d+)", plan))
+    took = "".join(re.findall(r"Execution Time: [\d.]+ ms", plan))
+    summary = (
+        f"indexes: {', '.join(indexes) or 'none'}; seq scans: {', '.join(scans) or 'none'}; "
+        f"sort nodes: {sorts}; heap fetches: {heap}; {took}"
+    )
+    return summary, plan
+
+
+def seen(conn: Conn, become: Callable[[Conn], None]) -> str:
+    """What a reader sees beside what the database holds: the overview's open cases per
+    tenant, the open cases it may read, the pipeline's rows."""
+    has_tenant = conn.execute(
+        "select count(*) from information_schema.columns where table_schema = 'public' "
+        "and table_name = 'v_enforcement_overview' and column_name = 'tenant_id'"
+    ).fetchone()
+    overview = (
+        "select coalesce(t.slug, '?'), sum(o.case_count) from public.v_enforcement_overview o"
+        " left join public.tenants t on t.id = o.tenant_id group by 1 order by 1"
+        if has_tenant and has_tenant[0]
+        else "select 'every tenant', sum(case_count) from public.v_enforcement_overview"
+    )
+    counts = {
+        "open cases": "select count(*) from public.enforcement_cases where closed_at is null",
+        "pipeline rows": "select count(*) from public.v_priority_pipeline",
+    }
+    held = {label: conn.execute(query).fetchone() for label, query in counts.items()}
+    conn.rollback()
+    parts = []
+    try:
+        with conn.transaction(force_rollback=True):
+            become(conn)
+            rows = conn.execute(overview).fetchall()
+        parts.append("overview " + (", ".join(f"{k}: {int(n or 0):,}" for k, n in rows) or "-"))
+    except psycopg.Error as error:
+        parts.append(f"overview refused ({error.sqlstate})")
+    for label, query in counts.items():
+        total = held[label]
+        of = f" of {total[0]:,}" if total else ""
+        try:
+            with conn.transaction(force_rollback=True):
+                become(conn)
+                row = conn.execute(query).fetchone()
+            parts.append(f"{label} {row[0] if row else 0:,}{of}")
+        except psycopg.Error as error:
+            parts.append(f"{label} refused ({error.sqlstate})")
+    return "; ".join(parts)
+
+
+def refused(conn: Conn, become: Callable[[Conn], None], query: str) -> str | None:
+    try:
+        timed(conn, become, query)
+    except psycopg.Error as error:
+        return f"refused: {error.sqlstate} {str(error).splitlines()[0]}"
+    return None
+
+
+def compare_tenants(args: argparse.Namespace) -> int:
+    names = {"one": f"df_bench_enf_{os.getpid()}_one", "two": f"df_bench_enf_{os.getpid()}_two"}
+    with psycopg.connect(args.database_url, autocommit=True) as admin:
+        server = admin.execute("show server_version").fetchone()
+        for name in names.values():
+            admin.execute(f'create database "{name}"')
+    try:
+        print(f"PostgreSQL {server[0] if server else '?'}; load {os.getloadavg()[0]:.2f}")
+        took = build_tenant_book(url_with_db(args.database_url, names["one"]), args, 1)
+        print(f"  one tenant: {args.rows:,} cases in the default tenant, built in {took:.0f} s")
+        took = build_tenant_book(url_with_db(args.database_url, names["two"]), args, 2)
+        print(
+            f"  two tenants: {args.rows:,} cases in each of two tenants "
+            f"({2 * args.rows:,} in all), built in {took:.0f} s"
+        )
+        with (
+            psycopg.connect(url_with_db(args.database_url, names["one"])) as one,
+            psycopg.connect(url_with_db(args.database_url, names["two"])) as two,
+        ):
+            sides: list[tuple[str, Conn, Callable[[Conn], None]]] = [
+                ("one tenant, as enforcement_operator", one, as_operator),
+                ("two tenants, as a signed-in operator of one", two, as_member),
+            ]
+            print("\nWhat each reader sees:")
+            for label, conn, become in sides:
+                print(f"  {label:46s} {seen(conn, become)}")
+            print(
+                f"\nReads ({args.repeat} each after 3 warm-ups, alternating; load "
+                f"{os.getloadavg()[0]:.2f}):"
+            )
+            for view, query in TENANT_READS.items():
+                errors = [refused(conn, become, query) for _, conn, become in sides]
+                working = [k for k, error in enumerate(errors) if error is None]
+                for k in working:
+                    _, conn, become = sides[k]
+                    for _ in range(3):
+                        timed(conn, become, query)
+                samples: list[list[float]] = [[], []]
+                for i in range(args.repeat):
+                    for k in working if i % 2 == 0 else working[::-1]:
+                        _, conn, become = sides[k]
+                        samples[k].append(timed(conn, become, query))
+                print(f"  {view}")
+                for k, (label, _, _) in enumerate(sides):
+                    if errors[k]:
+                        print(f"    {label:46s} {errors[k]}")
+                    else:
+                        a, b = percentile(samples[k], 50), percentile(samples[k], 99)
+                        print(f"    {label:46s} p50 {a:8.2f} ms   p99 {b:8.2f} ms")
+                if len(working) == 2:
+                    p50 = [percentile(s, 50) for s in samples]
+                    p99 = [percentile(s, 99) for s in samples]
+                    r50, r99 = p50[1] / p50[0], p99[1] / p99[0]
+                    verdict = "met" if max(r50, r99) <= 1.2 else "NOT met"
+                    print(
+                        f"    {'ratio, two tenants / one tenant':46s} p50 {r50:8.2f} x    "
+                        f"p99 {r99:8.2f} x    (goal <= 1.2: {verdict})"
+                    )
+            print(f"\nPlans (EXPLAIN ANALYZE; load {os.getloadavg()[0]:.2f}):")
+            for view, query in TENANT_READS.items():
+                for label, conn, become in sides:
+                    if refused(conn, become, query):
+                        continue
+                    summary, plan = plan_summary(conn, become, query)
+                    print(f"  {view}, {label}:\n    {summary}")
+                    if args.plans:
+                        print("      " + plan.replace("\n", "\n      "))
+    finally:
+        with psycopg.connect(args.database_url, autocommit=True) as admin:
+            for name in names.values():
+                if args.keep:
+                    print(f"kept database {name}")
+                else:
+                    admin.execute(f'drop database if exists "{name}" with (force)')
     return 0
 
 

@@ -46,14 +46,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._scratch import scratch_database
 from bench._stats import percentile
-from bench.bench_enforcement import GENERATE, MIRROR, as_operator
+from bench.bench_enforcement import MIRROR, as_operator, book_sql
 from workers.scheduler.refresh import WHOLE_PASS
 
 Conn = psycopg.Connection[Any]
 Figures = dict[str, float]
 
 PIPELINE = "select * from public.v_priority_pipeline"
-ORDERED = " order by collectability_tier, priority_level, judgment_amount desc, judgment_id"
+# The documented order (docs/rpc.md, "Views"): per tenant, then the ranking keys.
+ORDERED = (
+    " order by tenant_id, collectability_tier, priority_level, judgment_amount desc, judgment_id"
+)
 READS = {
     "pipeline top 50, documented order written out": f"{PIPELINE}{ORDERED} limit 50",
     "pipeline top 50, ordered, tier filter": (
@@ -149,8 +152,7 @@ def build(url: str, cases: int, settle: bool = True) -> list[str]:
     with psycopg.connect(url, autocommit=True) as conn:
         with conn.transaction():
             conn.execute("set local session_replication_role = replica")
-            sql = GENERATE.replace("{n}", str(cases)).replace("{spare}", "1000")
-            conn.execute(sql.encode())
+            conn.execute(book_sql(cases, 1000))
             conn.execute(MIRROR)
         conn.execute("vacuum analyze")
         if settle:

@@ -19,15 +19,48 @@ from tests.sql.enforcement_seed import ENFORCEMENT_RPCS
 Conn = psycopg.Connection[Any]
 
 SPEC_PUBLIC_RPCS = {"queue_job", "request_case_copilot", "log_call_outcome"}
-# Signed-in operators call the enforcement RPCs as authenticated; inside, the tenant decides
-# (tests/security/test_rpc_tenancy.py).
-# Signed-in users also execute the eight enforcement RPCs (their tenant check decides) and
-# judgment_priority_of, the invoker helper v_priority_pipeline calls.
-SIGNED_IN_RPCS = SPEC_PUBLIC_RPCS | set(ENFORCEMENT_RPCS) | {"judgment_priority_of"}
+# A signed-in user may also run the eight enforcement RPCs (inside, the tenant decides:
+# tests/security/test_rpc_tenancy.py) and what the views it reads call with its rights: the
+# pipeline's priority order (migration 20261203110200).
+MEMBER_FUNCTIONS = SPEC_PUBLIC_RPCS | set(ENFORCEMENT_RPCS) | {"judgment_priority_of"}
+# The tenant helpers every tenant policy calls with the caller's rights (schema tenancy is not
+# exposed by PostgREST; migration 20261203090000).
+TENANCY_HELPERS = {
+    "tenancy.acting_tenant()",
+    "tenancy.caller_tenants(p_need text)",
+    "tenancy.caller_user_id()",
+    "tenancy.default_tenant_id()",
+    "tenancy.may(p_need text, p_tenant uuid)",
+    "tenancy.may_on_case(p_need text, p_case_id uuid)",
+}
 LOOKUPS = {
     "enforcement_event_kind_lookup": ["SELECT"],
     "enforcement_stage_lookup": ["SELECT"],
     "enforcement_tier_lookup": ["SELECT"],
+}
+# What a signed-in member reads, row-level security deciding the rows (their tenants).
+MEMBER_READS = {
+    name: ["SELECT"]
+    for name in (
+        "enforcement_actions",
+        "enforcement_cases",
+        "enforcement_documents",
+        "enforcement_events",
+        "enforcement_history",
+        "enforcement_overview_rollup",
+        "enforcement_overview_rollup_deltas",
+        "judgments",
+        "outreach_campaigns",
+        "plaintiff_tasks",
+        "plaintiffs",
+        "tenant_members",
+        "tenants",
+        "v_collectability_snapshot",
+        "v_enforcement_overview",
+        "v_enforcement_recent",
+        "v_enforcement_timeline",
+        "v_priority_pipeline",
+    )
 }
 
 
@@ -80,29 +113,25 @@ def test_the_public_roles_may_execute_exactly_the_spec_rpcs_and_write_nothing(
         "enforcement_operator",
         "dragonfly_worker",
     ]
-    for public_role, rpcs in (("anon", SPEC_PUBLIC_RPCS), ("authenticated", SIGNED_IN_RPCS)):
+    auth_helpers = {"auth.jwt()", "auth.role()", "auth.uid()"}
+    for public_role, rpcs, helpers, reads in (
+        ("anon", SPEC_PUBLIC_RPCS, auth_helpers, LOOKUPS),
+        ("authenticated", MEMBER_FUNCTIONS, auth_helpers | TENANCY_HELPERS, LOOKUPS | MEMBER_READS),
+    ):
         surface = role(data, public_role)
         assert surface["exists"] is True
         assert functions(data, public_role, "public") == rpcs
-        assert all(
-            f["definer"]
-            for f in surface["functions"]
-            if f["schema"] == "public" and f["name"] != "judgment_priority_of"
-        )
-        # No write anywhere.
-        assert all(r["privileges"] == ["SELECT"] for r in surface["relations"])
-    # anon: beyond public, only the auth.* helpers every PostgREST role gets; it reads only
-    # the stage, tier and event-kind lookups.
-    anon = role(data, "anon")
-    others = {f["signature"] for f in anon["functions"] if f["schema"] != "public"}
-    assert others == {"auth.jwt()", "auth.role()", "auth.uid()"}
-    assert {r["name"]: r["privileges"] for r in anon["relations"]} == LOOKUPS
-    # A signed-in user also reads the enforcement tables, narrowed to its tenants by the
-    # policies (which call the tenancy helpers).
-    signed_in = role(data, "authenticated")
-    assert {f["schema"] for f in signed_in["functions"]} == {"public", "auth", "tenancy"}
-    readable = {r["name"] for r in signed_in["relations"]}
-    assert set(LOOKUPS) | {"enforcement_cases", "plaintiffs"} <= readable
+        # Beyond public, only the auth.* helpers every PostgREST role gets and, for a
+        # signed-in user, the tenant helpers its policies call (anon meets no such policy).
+        others = {f["signature"] for f in surface["functions"] if f["schema"] != "public"}
+        assert others == helpers
+        # The RPCs run as their owner; the one other function is a pure conversion.
+        assert {
+            f["name"] for f in surface["functions"] if f["schema"] == "public" and not f["definer"]
+        } <= {"judgment_priority_of"}
+        # No write anywhere; the lookups may be read, and a signed-in member reads their
+        # tenants' rows.
+        assert {r["name"]: r["privileges"] for r in surface["relations"]} == reads
     # The fleet's and the service's own surface is there too.
     assert "dead_letter_job" in functions(data, "dragonfly_worker", "dragonfly")
     assert "replay_dead_letter" in functions(data, "service_role", "dragonfly")
@@ -172,9 +201,9 @@ def test_the_report_follows_grants_and_policy_rows_as_they_are(fresh_db_url: str
     data = as_json(fresh_db_url, "--role", "anon", "--role", "authenticated")
     assert [r["role"] for r in data["roles"]] == ["anon", "authenticated"]
     assert functions(data, "anon", "public") == SPEC_PUBLIC_RPCS | {"judgment_priority_of"}
-    assert functions(data, "authenticated", "public") == SIGNED_IN_RPCS
+    assert functions(data, "authenticated", "public") == MEMBER_FUNCTIONS
     relations = {r["name"]: r for r in role(data, "authenticated")["relations"]}
-    assert relations["plaintiffs"]["privileges"] == ["SELECT", "INSERT"]
+    assert sorted(relations["plaintiffs"]["privileges"]) == ["INSERT", "SELECT"]
     probe = kind(data, "probe")
     assert (probe["shape"], probe["target"]) == (None, None)
     assert [(lv["level"], lv["may_enqueue"]) for lv in probe["levels"]] == [

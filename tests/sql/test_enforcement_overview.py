@@ -93,6 +93,7 @@ def book(db: Conn) -> list[Seeded]:
 
 
 def test_the_view_keeps_its_columns(db: Conn) -> None:
+    """The spec's columns in their places, then the tenant (migration 20261203110100)."""
     columns = [
         r[0]
         for r in db.execute(
@@ -101,7 +102,7 @@ def test_the_view_keeps_its_columns(db: Conn) -> None:
             "order by ordinal_position"
         ).fetchall()
     ]
-    assert ", ".join(columns) == COLUMNS
+    assert ", ".join(columns) == COLUMNS + ", tenant_id"
 
 
 def test_exact_after_every_kind_of_change(db: Conn) -> None:
@@ -237,7 +238,7 @@ def test_groups_the_caller_cannot_fully_see_are_summed_from_visible_rows(db: Con
     # Without the right to read the totals at all, every group is recounted: still exact.
     db.execute("reset role")
     db.execute(
-        'drop policy "Enforcement operators can read the overview totals" '
+        'drop policy "Members read their tenants\' overview totals" '
         "on public.enforcement_overview_rollup"
     )
     act_as(db, "enforcement_operator")
@@ -246,12 +247,16 @@ def test_groups_the_caller_cannot_fully_see_are_summed_from_visible_rows(db: Con
 
 
 def test_changes_in_replica_mode_are_counted(db: Conn) -> None:
-    """Bulk loads often run with session_replication_role = replica: the totals follow."""
+    """Bulk loads often run with session_replication_role = replica: the totals follow.
+
+    Such a load names the tenant itself: the trigger that copies it from the judgment is an
+    ordinary one and does not fire in replica mode."""
     s = seed(db, open_case=False)
     db.execute("set local session_replication_role = replica")
     db.execute(
-        "insert into public.enforcement_cases (judgment_id, plaintiff_id, tier, current_balance, "
-        "created_by) values (%s, %s, 'tier1', 123.45, 'bulk')",
+        "insert into public.enforcement_cases (judgment_id, plaintiff_id, tenant_id, tier, "
+        "current_balance, created_by) values (%s, %s, tenancy.default_tenant_id(), 'tier1', "
+        "123.45, 'bulk')",
         (s.judgment_id, s.plaintiff_id),
     )
     db.execute("set local session_replication_role = origin")
@@ -309,13 +314,14 @@ def test_the_totals_are_read_only_and_the_helpers_private(db: Conn) -> None:
         "public.enforcement_overview_rollup_deltas",
     ):
         assert one(db, "select relrowsecurity from pg_class where oid = %s::regclass", (table,))
-        for role in ("anon", "authenticated", "dragonfly_worker"):
+        for role in ("anon", "dragonfly_worker"):
             assert not one(
                 db,
                 "select has_table_privilege(%s, %s, 'select,insert,update,delete')",
                 (role, table),
             )
-        for role in ("enforcement_operator", "service_role"):
+        # Signed-in members read their tenants' rows (tests/sql/test_tenant_rollup.py).
+        for role in ("authenticated", "enforcement_operator", "service_role"):
             assert one(db, "select has_table_privilege(%s, %s, 'select')", (role, table))
             assert not one(
                 db,

@@ -43,7 +43,8 @@ RPC_MATRIX: dict[str, set[str]] = {
 }
 VIEW_MATRIX: dict[str, set[str]] = {
     "anon": set(),
-    # Signed-in members read the views; the tenant policies decide which rows.
+    # Signed-in members read the views, RLS narrowing them to their tenants
+    # (tests/sql/test_tenant_views.py).
     "authenticated": set(VIEWS),
     "enforcement_operator": set(VIEWS),
     "dragonfly_worker": set(),
@@ -141,6 +142,7 @@ def test_operator_reads_but_never_writes_the_tables(db: Conn) -> None:
                 "select has_table_privilege(%s, %s, 'select,insert,update,delete')",
                 (role, table),
             ), (role, table)
+        # Signed-in members read them under the tenant policies, and never write.
         assert one(db, "select has_table_privilege('authenticated', %s, 'select')", (table,))
         assert not one(
             db, "select has_table_privilege('authenticated', %s, 'insert,update,delete')", (table,)

@@ -39,7 +39,7 @@ def columns(db: Conn, view: str) -> list[str]:
 # v_priority_pipeline
 
 
-def test_pipeline_has_exactly_the_spec_columns(db: Conn) -> None:
+def test_pipeline_has_exactly_the_spec_columns_then_the_tenant(db: Conn) -> None:
     assert columns(db, "v_priority_pipeline") == [
         "plaintiff_name",
         "judgment_id",
@@ -51,6 +51,7 @@ def test_pipeline_has_exactly_the_spec_columns(db: Conn) -> None:
         "stage",
         "plaintiff_status",
         "tier_rank",
+        "tenant_id",  # after the spec's columns (migration 20261203110200)
     ]
 
 
