@@ -59,10 +59,26 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
-def seed_plaintiff(conn: Conn, name: str = "Acme Funding LLC", status: str = "new") -> str:
+DEFAULT_TENANT = "00000000-0000-4000-8000-000000000001"
+
+
+def seed_tenant(conn: Conn, slug: str) -> str:
+    """A tenant of its own (``slug`` made unique per call); its id."""
+    tid = new_id()
+    conn.execute(
+        "insert into public.tenants (id, slug, name) values (%s, %s, %s)",
+        (tid, f"{slug}-{tid[:8]}", f"Tenant {slug}"),
+    )
+    return tid
+
+
+def seed_plaintiff(
+    conn: Conn, name: str = "Acme Funding LLC", status: str = "new", *, tenant: str | None = None
+) -> str:
     pid = new_id()
     conn.execute(
-        "insert into public.plaintiffs (id, name, status) values (%s, %s, %s)", (pid, name, status)
+        "insert into public.plaintiffs (id, name, status, tenant_id) values (%s, %s, %s, %s)",
+        (pid, name, status, tenant or DEFAULT_TENANT),
     )
     return pid
 
@@ -124,9 +140,11 @@ def seed(
     amount: str = "1000.00",
     priority: str = "normal",
     judgment_status: str = "active",
+    tenant: str | None = None,
 ) -> Seeded:
-    """Plaintiff + judgment + court case, and an open enforcement case through the RPC."""
-    pid = seed_plaintiff(conn)
+    """Plaintiff + judgment + court case, and an open enforcement case through the RPC, in
+    ``tenant`` (default: the default tenant)."""
+    pid = seed_plaintiff(conn, tenant=tenant)
     jid = seed_judgment(conn, pid, amount=amount, priority=priority, status=judgment_status)
     ccid = seed_court_case(conn, jid, score=score, tier=tier)
     case_id = None
