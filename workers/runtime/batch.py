@@ -27,9 +27,10 @@ effects were never committed, so exactly-once holds). Kinds with slow handlers
 set a small ``batch_size``.
 
 Tenants: every job acts in its envelope's tenant (``Envelope.acting_tenant``), set as
-``dragonfly.acting_tenant`` for exactly that job's work -- the session around its fetch,
-``SET LOCAL`` inside its savepoint, cleared when the savepoint is released or rolled back
--- so no job of a batch acts with another's tenant. ``handle_batch`` is offered the jobs of
+``dragonfly.acting_tenant`` for exactly that job's work -- for the session when its fetch
+first uses the connection (cleared after the outside phase), ``SET LOCAL`` inside its
+savepoint (cleared when the savepoint is released or rolled back) -- so no job of a batch
+acts with another's tenant. ``handle_batch`` is offered the jobs of
 one tenant at a time, tenants in id order (a job that crosses tenants first).
 """
 
@@ -335,11 +336,9 @@ class BatchRunner:
                 if self._stopping.is_set() or perf_counter() > window_end:
                     job.outside = "skipped"
                 else:
-                    assert job.envelope is not None
-                    # The job's tenant for its fetch alone (every fetch sets its own).
-                    queries.set_acting_tenant(conn, job.envelope.acting_tenant)
-                    narrowed = True
-                    self._fetch_one(conn, slot, job, fetch)
+                    # Each fetch acts in its job's tenant (set when it first uses the
+                    # connection, which every fetch that does sets anew).
+                    narrowed = self._fetch_one(conn, slot, job, fetch) or narrowed
         finally:
             if narrowed and conn.pgconn.transaction_status == TransactionStatus.IDLE:
                 queries.set_acting_tenant(conn, None)
@@ -350,7 +349,8 @@ class BatchRunner:
         slot: Slot,
         job: Job,
         fetch: Callable[[FetchContext, Any], Any],
-    ) -> None:
+    ) -> bool:
+        """Run one job's fetch; whether it used the connection (and so set its tenant)."""
         assert job.envelope is not None
         payload = job.payload
         ctx = FetchContext(
@@ -384,6 +384,7 @@ class BatchRunner:
             job.outside, job.fetch_error = "failed", error
         else:
             job.outside, job.fetched = "fetched", result
+        return ctx.narrowed
 
     def _fetchable(self, jobs: list[Job]) -> list[Job]:
         """The jobs the transaction may run (as far as is known before the claim)."""

@@ -67,11 +67,27 @@ class FetchContext(_Attempt):
       ``stop``, ``tenant``: as for :class:`JobContext`.
     """
 
-    __slots__ = ("conn",)
+    __slots__ = ("_conn", "_narrowed")
 
     def __init__(self, conn: psycopg.Connection[Any], **attempt: Any) -> None:
         super().__init__(**attempt)
-        self.conn = conn
+        self._conn = conn
+        self._narrowed = False
+
+    @property
+    def conn(self) -> psycopg.Connection[Any]:
+        # The job's tenant for the session, set on first use: a fetch with nothing to fetch
+        # (enrich with its bundle in the payload) costs no round trip. The runtime clears it
+        # after the phase.
+        if not self._narrowed:
+            queries.set_acting_tenant(self._conn, self.tenant)
+            self._narrowed = True
+        return self._conn
+
+    @property
+    def narrowed(self) -> bool:
+        """Whether the fetch used the connection (so the session acts in its tenant)."""
+        return self._narrowed
 
 
 class JobContext(_Attempt):
