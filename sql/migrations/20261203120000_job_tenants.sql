@@ -93,17 +93,38 @@ revoke execute on function dragonfly.job_reference_tenant(text, uuid, uuid[]) fr
 -- The tenants whose rows a caller of this level may queue work on: null for every tenant
 -- (internal callers and the enforcement_operator role, not narrowed: tenancy.caller_tenants()'s
 -- own rule, without listing every tenant on each call), else caller_tenants() of the need
--- the level has (public: read, operator and internal: write).
+-- the level has (public: read, operator and internal: write). For a signed-in user (role
+-- authenticated) it reads the memberships itself, by caller_tenants()'s rule for them: the
+-- caller's trust level is known already (the provenance's), and caller_tenants() would decide
+-- it again on every call of a person's console (one membership query instead of three).
 create function dragonfly.job_tenants_reached(p_level text)
 returns uuid[]
 language plpgsql
 stable
 set search_path = ''
 as $$
+declare
+    v_role text := dragonfly.caller_role();
+    v_acting uuid := tenancy.acting_tenant();
+    v_user uuid;
+    v_tenants uuid[];
 begin
-    if tenancy.acting_tenant() is null
-       and (p_level = 'internal'
-            or pg_catalog.pg_has_role(dragonfly.caller_role(), 'enforcement_operator', 'usage')) then
+    if v_role = 'authenticated' and p_level <> 'internal'
+       and not pg_catalog.pg_has_role(v_role, 'enforcement_operator', 'usage') then
+        v_user := tenancy.caller_user_id();
+        if v_user is null then
+            return '{}';
+        end if;
+        select coalesce(pg_catalog.array_agg(m.tenant_id), '{}')
+          into v_tenants
+          from public.tenant_members as m
+         where m.user_id = v_user
+           and (v_acting is null or m.tenant_id = v_acting)
+           and (p_level = 'public' or m.role in ('operator', 'admin'));
+        return v_tenants;
+    end if;
+    if v_acting is null
+       and (p_level = 'internal' or pg_catalog.pg_has_role(v_role, 'enforcement_operator', 'usage')) then
         return null;
     end if;
     return tenancy.caller_tenants(case when p_level = 'public' then 'read' else 'write' end);
@@ -113,7 +134,7 @@ $$;
 comment on function dragonfly.job_tenants_reached(text) is
     'The tenants whose rows the caller (at trust level p_level) may queue jobs on: null = every tenant '
     '(internal callers and enforcement_operator, unless dragonfly.acting_tenant narrows them), else '
-    'tenancy.caller_tenants(read) for public callers and (write) for operators. Internal.';
+    'what tenancy.caller_tenants(read) answers for public callers and (write) for operators. Internal.';
 
 revoke execute on function dragonfly.job_tenants_reached(text) from public;
 

@@ -9,6 +9,7 @@ the id) and must write nothing.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -401,3 +402,63 @@ def test_public_rate_windows_are_per_tenant(db: Conn, world: World) -> None:
     # B's public callers have a window of their own: A's traffic neither fills nor shows in it.
     other = {**first, "payload": {"case_id": world.case_b.case_id}}
     assert as_user(db, viewer_b, lambda: queue_job(db, other)) > 0
+
+
+def test_the_doors_reach_is_caller_tenants(db: Conn, world: World) -> None:
+    """dragonfly.job_tenants_reached() answers what tenancy.caller_tenants() answers (null
+    meaning every tenant; write tenants for operators, read tenants for public callers), for
+    every kind of caller, narrowed or not: the door's shortcut for signed-in users cannot
+    drift from the policies' rule."""
+    db.execute(
+        """
+        create function public.t_reach()
+        returns table (door uuid[], policy uuid[])
+        language sql
+        security definer
+        set search_path = ''
+        as $$
+            select coalesce(
+                       dragonfly.job_tenants_reached(dragonfly.caller_trust_level()),
+                       (select pg_catalog.array_agg(t.id) from public.tenants as t)
+                   ),
+                   tenancy.caller_tenants(
+                       case dragonfly.caller_trust_level()
+                           when 'public' then 'read' else 'write'
+                       end
+                   )
+        $$
+        """
+    )
+    db.execute("grant execute on function public.t_reach() to public")
+    admin_b = new_uuid()
+    add_member(db, world.b, admin_b, "admin")
+    add_member(db, world.a, admin_b, "viewer")
+    callers: list[tuple[str, str | None]] = [
+        ("anon", None),
+        ("authenticated", new_uuid()),  # a member of nothing
+        ("authenticated", world.viewer_a),
+        ("authenticated", world.operator_a),
+        ("authenticated", admin_b),
+        ("enforcement_operator", None),
+        ("service_role", None),
+    ]
+    seen = set()
+    for role, sub in callers:
+        for acting in (None, world.a, world.b):
+            with db.transaction():
+                db.execute(
+                    "select set_config('dragonfly.acting_tenant', %s, true)", (acting or "",)
+                )
+                claims = {"role": role, **({"sub": sub} if sub else {})}
+                db.execute(
+                    "select set_config('request.jwt.claims', %s, true)", (json.dumps(claims),)
+                )
+                db.execute(f"set local role {role}")
+                row = db.execute("select door, policy from public.t_reach()").fetchone()
+                db.execute("reset role")
+                db.execute("select set_config('dragonfly.acting_tenant', '', true)")
+            assert row is not None
+            door, policy = (sorted(map(str, x)) for x in row)
+            assert door == policy, (role, sub, acting)
+            seen.add(tuple(door))
+    assert len(seen) > 3  # the callers reach different tenants: the comparison means something
