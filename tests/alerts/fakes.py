@@ -127,11 +127,15 @@ def make_case(
     balance: Decimal | int = 12500,
     stage: str = "bank_levy",
     case_number: str | None = None,
+    tenant: UUID | None = None,
 ) -> UUID:
-    """A plaintiff, judgment, court case and open enforcement case; returns the case id."""
+    """A plaintiff, judgment, court case and open enforcement case (in ``tenant``, by default
+    the default tenant); returns the case id."""
     number = case_number or f"CV-{uuid4().hex[:8].upper()}"
     plaintiff = conn.execute(
-        "insert into public.plaintiffs (name) values ('Acme Funding LLC') returning id"
+        "insert into public.plaintiffs (name, tenant_id)"
+        " values ('Acme Funding LLC', coalesce(%s, tenancy.default_tenant_id())) returning id",
+        (tenant,),
     ).fetchone()
     assert plaintiff is not None
     judgment = conn.execute(
@@ -234,14 +238,20 @@ def set_rules(conn: psycopg.Connection[Any], *rules: dict[str, Any]) -> None:
     """Replace every alert rule by ``rules`` (dicts of alert_rules columns)."""
     conn.execute("delete from dragonfly.alert_rules")
     for rule in rules:
-        columns = {"event_kinds": None, "tiers": None, "min_amount": None, "job_kind": None}
+        columns = {
+            "event_kinds": None,
+            "tiers": None,
+            "min_amount": None,
+            "job_kind": None,
+            "tenant_id": None,
+        }
         columns.update(rule)
         conn.execute(
             """
             insert into dragonfly.alert_rules
-                (name, event_kinds, tiers, min_amount, sinks, job_kind, email_to)
+                (name, event_kinds, tiers, min_amount, sinks, job_kind, email_to, tenant_id)
             values (%(name)s, %(event_kinds)s::public.enforcement_event_kind[], %(tiers)s,
-                    %(min_amount)s, %(sinks)s, %(job_kind)s, %(email_to)s)
+                    %(min_amount)s, %(sinks)s, %(job_kind)s, %(email_to)s, %(tenant_id)s)
             """,
             {"email_to": None, **columns},
         )
@@ -251,3 +261,13 @@ def deliveries(url: str) -> list[dict[str, Any]]:
     with psycopg.connect(url, autocommit=True) as conn, conn.cursor(row_factory=dict_row) as cur:
         cur.execute("select * from dragonfly.alert_deliveries order by id")
         return cur.fetchall()
+
+
+def make_tenant(conn: psycopg.Connection[Any], slug: str) -> UUID:
+    """A tenant (``slug`` made unique); its id."""
+    row = conn.execute(
+        "insert into public.tenants (slug, name) values (%s, %s) returning id",
+        (f"{slug}-{uuid4().hex[:6]}", f"Tenant {slug}"),
+    ).fetchone()
+    assert row is not None
+    return UUID(str(row[0]))

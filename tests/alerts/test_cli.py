@@ -8,7 +8,15 @@ from uuid import UUID
 import psycopg
 
 from tests.alerts.conftest import Listeners
-from tests.alerts.fakes import FakeSlack, deliveries, log_event, wait_until
+from tests.alerts.fakes import (
+    FakeSlack,
+    deliveries,
+    log_event,
+    make_case,
+    make_tenant,
+    set_rules,
+    wait_until,
+)
 from tests.harness import run_cli, worker_url
 
 Conn = psycopg.Connection[Any]
@@ -29,7 +37,7 @@ def test_dead_deliveries_are_listed_and_retried(
     listed = run_cli("alerts", "list", "--status", "dead", env=env)
     assert listed.returncode == 0, listed.stderr
     assert "dead" in listed.stdout
-    assert "case CV-TEST-1" in listed.stdout
+    assert "case CV-TEST-1  tenant default" in listed.stdout
     assert str(event_id) in listed.stdout
     assert "last error: slack: HTTP 503" in listed.stdout
     [row] = deliveries(fresh_db_url)
@@ -67,7 +75,7 @@ def test_rules_add_list_disable_remove(fresh_db_url: str) -> None:
     assert added.returncode == 0, added.stderr
     listed = run_cli("alerts", "rules", "list", env=env)
     assert (
-        "big_levies  [enabled ]  kinds=bank_levy_served,bank_levy_filed tiers=tier0"
+        "big_levies  [enabled ]  tenant=any kinds=bank_levy_served,bank_levy_filed tiers=tier0"
         " min_amount=5000.00  -> slack,queue job_kind=enforce"
     ) in listed.stdout
     assert "levy_served_replan" in listed.stdout  # a seeded default
@@ -113,3 +121,46 @@ def test_listen_once_catches_up_and_delivers(
     assert result.returncode == 0, result.stderr
     assert "routed 3 event(s) into 3 delivery(ies); delivered 3" in result.stdout
     assert len(slack.ok_posts()) == 3
+
+
+def test_rules_and_deliveries_by_tenant(conn: Conn, fresh_db_url: str) -> None:
+    # As the fleet's login: the tenant is looked up through the fleet's own function.
+    env = {"DATABASE_URL": worker_url(fresh_db_url)}
+    beta = make_tenant(conn, "beta")
+    slug = conn.execute("select slug from public.tenants where id = %s", (beta,)).fetchone()
+    assert slug is not None
+    added = run_cli(
+        "alerts", "rules", "add", "beta_levies", "--kinds", "bank_levy_served",
+        "--sinks", "slack", "--tenant", slug[0], env=env,
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    stored = conn.execute(
+        "select tenant_id from dragonfly.alert_rules where name = 'beta_levies'"
+    ).fetchone()
+    assert stored == (beta,)
+    listed = run_cli("alerts", "rules", "list", env=env).stdout
+    assert f"beta_levies  [enabled ]  tenant={slug[0]} kinds=bank_levy_served" in listed
+    # By id too; and --tenant lists that tenant's rules and those of every tenant.
+    by_id = run_cli("alerts", "rules", "list", "--tenant", str(beta), env=env).stdout
+    assert "beta_levies" in by_id
+    assert "levy_served_replan" in by_id  # a default: every tenant's
+    default_only = run_cli("alerts", "rules", "list", "--tenant", "default", env=env).stdout
+    assert "beta_levies" not in default_only
+    assert "levy_served_replan" in default_only
+
+    unknown = run_cli(
+        "alerts", "rules", "add", "x", "--sinks", "slack", "--tenant", "no-such", env=env
+    )
+    assert unknown.returncode == 2
+    assert "--tenant: no tenant 'no-such' (give its slug or id)" in unknown.stderr
+    assert len(unknown.stderr.strip().splitlines()) == 1
+
+    # Deliveries by tenant.
+    set_rules(conn, {"name": "all", "sinks": ["slack"]})
+    log_event(conn, make_case(conn, tenant=beta))
+    log_event(conn, make_case(conn))
+    assert run_cli("listen", "--once", env=env).returncode == 0
+    of_beta = run_cli("alerts", "list", "--tenant", slug[0], env=env).stdout
+    assert of_beta.count(f"tenant {slug[0]}") == 1
+    assert "tenant default" not in of_beta
+    assert run_cli("alerts", "list", "--tenant", "nope", env=env).returncode == 2

@@ -23,12 +23,14 @@ from tests.alerts.fakes import (
     event_ids_of,
     log_event,
     make_case,
+    make_tenant,
     set_rules,
     wait_until,
 )
 from workers.alerts.sinks import EmailSink
 
 Conn = psycopg.Connection[Any]
+DEFAULT_TENANT = UUID("00000000-0000-4000-8000-000000000001")
 
 
 def test_an_event_posts_one_readable_slack_message(
@@ -40,10 +42,11 @@ def test_an_event_posts_one_readable_slack_message(
 
     [post] = wait_until(slack.ok_posts, what="the Slack post")
     assert post.text == (
-        ":rotating_light: Bank levy served · case CV-TEST-1 · kind bank_levy_served"
-        " · amount $4,200.50 · stage bank_levy · tier tier0"
+        ":rotating_light: Bank levy served · case CV-TEST-1 · tenant default"
+        " · kind bank_levy_served · amount $4,200.50 · stage bank_levy · tier tier0"
     )
     fields = " ".join(f["text"] for f in post.body["blocks"][1]["fields"])
+    assert f"*Tenant*\ndefault ({DEFAULT_TENANT})" in fields
     assert "*Balance*\n$12,500.00" in fields
     assert "*Debtor*\nJohn Debtor" in fields
     assert event_ids_of([post]) == [str(event_id)]
@@ -53,6 +56,12 @@ def test_an_event_posts_one_readable_slack_message(
     )
     assert (row["event_id"], row["sink"], row["attempts"]) == (event_id, "slack", 1)
     assert row["delivered_by"] == "test-listener"
+    # The stored delivery names the tenant too.
+    assert row["tenant_id"] == DEFAULT_TENANT
+    assert (row["context"]["tenant_id"], row["context"]["tenant_slug"]) == (
+        str(DEFAULT_TENANT),
+        "default",
+    )
     assert len(slack.snapshot()) == 1
 
 
@@ -155,12 +164,13 @@ def test_email_over_smtp(
     message = message_from_bytes(envelope.content, policy=policy.default)
     assert isinstance(message, EmailMessage)
     assert message["Subject"] == (
-        "[Dragonfly] Marshal result · case CV-TEST-1 · kind marshal_result · amount $999.00"
-        " · stage bank_levy · tier tier0"
+        "[Dragonfly] Marshal result · case CV-TEST-1 · tenant default · kind marshal_result"
+        " · amount $999.00 · stage bank_levy · tier tier0"
     )
     assert message["Message-ID"].strip() == f"<alert.{event_id}.mail_on_call@dragonfly.test>"
     body = message.get_content()
     assert "Amount    $999.00" in body
+    assert f"Tenant    default ({DEFAULT_TENANT})" in body
     assert f"event {event_id}" in body
 
 
@@ -188,6 +198,7 @@ def test_queue_sink_enqueues_one_job_in_the_delivery_transaction(
     assert envelope["kind"] == "enforce"
     assert envelope["idempotency_key"] == f"alert:{event_id}:replan"
     assert envelope["payload"]["case_id"] == str(case_id)
+    assert envelope["tenant"] == str(DEFAULT_TENANT)  # named by the sink, checked at the door
     [row] = deliveries(fresh_db_url)
     assert (row["status"], row["sink"]) == ("delivered", "queue")
 
@@ -350,3 +361,50 @@ def test_email_logs_in_when_credentials_are_set(
         assert set(logins[:-1]) == {(b"alerts", b"wrong")}
     finally:
         controller.stop()
+
+
+def test_alerts_name_their_tenant_and_a_rule_of_b_ignores_as_events(
+    conn: Conn, slack: FakeSlack, listeners: Listeners, fresh_db_url: str
+) -> None:
+    a, b = make_tenant(conn, "acme"), make_tenant(conn, "beta")
+    slugs = dict(conn.execute("select id, slug from public.tenants").fetchall())
+    slug_a, slug_b = slugs[a], slugs[b]
+    case_a, case_b = make_case(conn, tenant=a), make_case(conn, tenant=b)
+    set_rules(
+        conn,
+        {"name": "b_only", "sinks": ["slack"], "tenant_id": b},
+        {"name": "b_replan", "sinks": ["queue"], "job_kind": "enforce", "tenant_id": b},
+        {"name": "everyone", "event_kinds": ["bank_levy_served"], "sinks": ["slack"]},
+    )
+    listeners.start(listeners.make(slack=slack))
+
+    event_a = log_event(conn, case_a, "bank_levy_served")
+    event_b = log_event(conn, case_b, "bank_levy_served")
+
+    posts = wait_until(lambda: len(slack.ok_posts()) >= 3 and slack.ok_posts(), what="3 posts")
+    listener = listeners.make()
+    listener.run_once()  # the queue sink, in this process
+    rows = deliveries(fresh_db_url)
+    routed = sorted((str(r["event_id"]), r["rule"], r["sink"]) for r in rows)
+    # A's event: the rule of every tenant only. B's: all three rules.
+    assert routed == sorted(
+        [
+            (str(event_a), "everyone", "slack"),
+            (str(event_b), "everyone", "slack"),
+            (str(event_b), "b_only", "slack"),
+            (str(event_b), "b_replan", "queue"),
+        ]
+    )
+    for row in rows:
+        tenant, slug = (a, slug_a) if row["event_id"] == event_a else (b, slug_b)
+        assert row["tenant_id"] == tenant
+        assert row["context"]["tenant_slug"] == slug
+    for post in posts:
+        [event_id] = event_ids_of([post])
+        tenant, slug = (a, slug_a) if event_id == str(event_a) else (b, slug_b)
+        assert f" · tenant {slug} · " in post.text
+        fields = " ".join(f["text"] for f in post.body["blocks"][1]["fields"])
+        assert f"*Tenant*\n{slug} ({tenant})" in fields
+    # B's replan job names B's tenant; A's event queued nothing.
+    jobs = [r[0] for r in conn.execute("select message from pgmq.q_enforce").fetchall()]
+    assert [(j["payload"]["case_id"], j["tenant"]) for j in jobs] == [(str(case_b), str(b))]

@@ -16,6 +16,9 @@ from workers.alerts.retry import RetryPolicy, decide
 from workers.alerts.rules import matches, route
 from workers.alerts.sinks import DeliveryError
 
+TENANT_A = uuid4()
+TENANT_B = uuid4()
+
 
 def event(**overrides: Any) -> AlertEvent:
     fields: dict[str, Any] = {
@@ -30,6 +33,8 @@ def event(**overrides: Any) -> AlertEvent:
         "tier": "tier1",
         "stage": "bank_levy",
         "balance": Decimal("12500.00"),
+        "tenant_id": TENANT_A,
+        "tenant_slug": "acme",
     }
     fields.update(overrides)
     return AlertEvent(**fields)
@@ -51,6 +56,15 @@ def test_a_rule_without_conditions_matches_everything() -> None:
 
 def test_disabled_rules_match_nothing() -> None:
     assert not matches(rule(enabled=False), event())
+
+
+def test_a_rule_of_a_tenant_matches_that_tenants_events_only() -> None:
+    assert matches(rule(tenant_id=TENANT_A), event())
+    assert not matches(rule(tenant_id=TENANT_B), event())
+    assert not matches(rule(tenant_id=TENANT_A), event(tenant_id=None, tenant_slug=None))
+    assert matches(rule(tenant_id=None), event(tenant_id=TENANT_B, tenant_slug="beta"))
+    planned = route([rule(name="b-only", tenant_id=TENANT_B), rule(name="all")], event())
+    assert [p.rule for p in planned] == ["all"]
 
 
 @pytest.mark.parametrize(
@@ -158,10 +172,14 @@ def delivery(e: AlertEvent) -> Delivery:
 def test_summary_names_case_kind_amount_stage_and_tier() -> None:
     e = event(payload={"amount": 4200})
     assert render.summary(e) == (
-        "Bank levy served · case 2026-CV-0042 · kind bank_levy_served · amount $4,200.00"
-        " · stage bank_levy · tier tier1"
+        "Bank levy served · case 2026-CV-0042 · tenant acme · kind bank_levy_served"
+        " · amount $4,200.00 · stage bank_levy · tier tier1"
     )
     assert render.summary(event(case_number=None, tier=None)).endswith("tier none")
+    # A delivery stored before alerts named tenants still renders.
+    old = event(tenant_id=None, tenant_slug=None)
+    assert " · tenant unknown · " in render.summary(old)
+    assert ("Tenant", "unknown") in render.facts(old)
 
 
 def test_slack_message_has_fields_and_the_reference() -> None:
@@ -169,7 +187,17 @@ def test_slack_message_has_fields_and_the_reference() -> None:
     body = render.slack_message(delivery(e))
     assert body["text"].startswith(":rotating_light: Bank levy served · case 2026-CV-0042")
     labels = [f["text"].split("\n")[0] for f in body["blocks"][1]["fields"]]
-    assert labels == ["*Case*", "*Kind*", "*Amount*", "*Stage*", "*Tier*", "*Debtor*", "*Occurred*"]
+    assert labels == [
+        "*Case*",
+        "*Tenant*",
+        "*Kind*",
+        "*Amount*",
+        "*Stage*",
+        "*Tier*",
+        "*Debtor*",
+        "*Occurred*",
+    ]
+    assert body["blocks"][1]["fields"][1]["text"] == f"*Tenant*\nacme ({TENANT_A})"
     assert body["blocks"][2]["elements"][0]["text"] == f"alert 7 · event {e.event_id} · rule levies"
 
 

@@ -118,10 +118,45 @@ def test_file_and_single_job_options_do_not_mix(fresh_db_url: str, tmp_path: Pat
     path = write(tmp_path, [])
     mixed = cli(fresh_db_url, "enqueue", "enrich", "--file", path, "--key", "k")
     assert mixed.returncode == 2
-    assert "drop --key, --payload and --delay" in mixed.stderr
+    assert "drop --key, --payload, --delay and --tenant" in mixed.stderr
     neither = cli(fresh_db_url, "enqueue", "enrich")
     assert neither.returncode == 2
     assert "enqueue needs --key and --payload, or --file" in neither.stderr
     missing = cli(fresh_db_url, "enqueue", "enrich", "--file", str(tmp_path / "nope.jsonl"))
     assert missing.returncode == 2
     assert "cannot read" in missing.stderr
+
+
+def test_a_job_names_its_tenant(conn: Conn, fresh_db_url: str, tmp_path: Path) -> None:
+    payload = valid_jobs(conn)["enrich"]
+    default = "00000000-0000-4000-8000-000000000001"
+    other = conn.execute(
+        "insert into public.tenants (slug, name) values ('other', 'Other') returning id::text"
+    ).fetchone()
+    assert other is not None
+    path = write(
+        tmp_path,
+        [
+            json.dumps({"idempotency_key": "t1", "payload": payload, "tenant": default}),
+            json.dumps({"idempotency_key": "t2", "payload": payload, "tenant": other[0]}),
+        ],
+    )
+    result = cli(fresh_db_url, "enqueue", "enrich", "--file", path)
+    # The case is the default tenant's: naming another is the answer for a missing case.
+    assert result.returncode == 1
+    assert "no court case" in result.stderr
+    single = cli(
+        fresh_db_url, "enqueue", "enrich", "--key", "t3", "--payload", json.dumps(payload),
+        "--tenant", default,
+    )  # fmt: skip
+    assert single.returncode == 0, single.stderr
+    tenants = {
+        r[0]: r[1]
+        for r in conn.execute(
+            "select message ->> 'idempotency_key', message ->> 'tenant' from pgmq.q_enrich"
+        )
+    }
+    assert tenants == {"t1": default, "t3": default}
+    bad = cli(fresh_db_url, "enqueue", "enrich", "--key", "t4", "--payload", "{}", "--tenant", "x")
+    assert bad.returncode == 2
+    assert "expected a UUID" in bad.stderr

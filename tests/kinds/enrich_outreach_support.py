@@ -53,11 +53,13 @@ def make_plaintiff(
     phone: str | None = "+12125550100",
     timezone: str = "America/New_York",
     name: str = "Acme Holdings LLC",
+    tenant: uuid.UUID | None = None,
 ) -> uuid.UUID:
+    """A plaintiff in ``tenant`` (default: the default tenant)."""
     row = conn.execute(
-        "insert into public.plaintiffs (name, email, phone, timezone, status)"
-        " values (%s, %s, %s, %s, %s) returning id",
-        (name, email, phone, timezone, status),
+        "insert into public.plaintiffs (name, email, phone, timezone, status, tenant_id)"
+        " values (%s, %s, %s, %s, %s, coalesce(%s, tenancy.default_tenant_id())) returning id",
+        (name, email, phone, timezone, status, tenant),
     ).fetchone()
     assert row is not None
     return uuid.UUID(str(row[0]))

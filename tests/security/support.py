@@ -17,9 +17,16 @@ from tests.sql.enforcement_seed import act_as
 Conn = psycopg.Connection[Any]
 
 PUBLIC_ROLES = ("anon", "authenticated")
+"""The internet: anon and a signed-in user of no tenant. They reach no tenant's rows."""
 ATTACKER_SUB = "0badc0de-0000-4000-8000-000000000666"
 OPERATOR_SUB = "0a0a0a0a-1111-4222-8333-444444444444"
 OPERATOR_EMAIL = "ops@example.test"
+VIEWER = "viewer"
+"""A signed-in viewer of the default tenant: a public caller (viewers only read) who reaches
+the default tenant's rows, so its jobs on them pass the door under the public policy."""
+VIEWER_SUB = "5ee5ee00-0000-4000-8000-000000000777"
+VIEWER_EMAIL = "viewer@example.test"
+DEFAULT_TENANT = "00000000-0000-4000-8000-000000000001"
 UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 # Two tenants and their members (make_tenants() writes them). A member signs in as
@@ -110,8 +117,30 @@ def become(conn: Conn, role: str) -> None:
         act_as(conn, role, ATTACKER_SUB, "mallory@example.test")
     elif role == "enforcement_operator":
         act_as(conn, role, OPERATOR_SUB, OPERATOR_EMAIL)
+    elif role == VIEWER:
+        add_member(conn, DEFAULT_TENANT, VIEWER_SUB, "viewer", VIEWER_EMAIL)
+        act_as(conn, "authenticated", VIEWER_SUB, VIEWER_EMAIL)
     else:
         act_as(conn, role)
+
+
+def add_member(conn: Conn, tenant: str, user: str, role: str, email: str | None = None) -> None:
+    """Make ``user`` (created in auth.users if need be) a ``role`` of ``tenant``; run as the
+    test's own (superuser) role."""
+    conn.execute(
+        "insert into auth.users (id, email) values (%s, %s) on conflict (id) do nothing",
+        (user, email),
+    )
+    conn.execute(
+        "insert into public.tenant_members (tenant_id, user_id, role) values (%s, %s, %s)"
+        " on conflict (tenant_id, user_id) do update set role = excluded.role",
+        (tenant, user, role),
+    )
+
+
+def become_member(conn: Conn, user: str, email: str | None = None) -> None:
+    """Act as the signed-in user ``user`` (role authenticated with its sub), as PostgREST does."""
+    act_as(conn, "authenticated", user, email or f"{user[:8]}@example.test")
 
 
 def identity_of(role: str) -> str:
@@ -122,6 +151,7 @@ def identity_of(role: str) -> str:
         "anon": "anon",
         "authenticated": "mallory@example.test",
         "enforcement_operator": OPERATOR_EMAIL,
+        VIEWER: VIEWER_EMAIL,
     }[role]
 
 

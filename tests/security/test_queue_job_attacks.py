@@ -3,7 +3,10 @@ is refused at the door with its documented SQLSTATE and writes nothing, while th
 and the fleet's own jobs still go through.
 
 Each refusal is checked as anon and as a signed-in user without a role (``authenticated``),
-with the role and claims PostgREST sets (:func:`tests.security.support.become`).
+with the role and claims PostgREST sets (:func:`tests.security.support.become`). Neither
+reaches any tenant, so a job of theirs that references a row is refused as if the row did not
+exist (tests/security/test_queue_job_tenants.py); what the public policy lets through is
+checked as a signed-in viewer of the rows' tenant (``viewer``), a public caller too.
 """
 
 from __future__ import annotations
@@ -15,7 +18,19 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
-from tests.security.support import OPERATOR_EMAIL, PUBLIC_ROLES, accepted, become, refusal
+from tests.security.support import (
+    DEFAULT_TENANT,
+    OPERATOR_EMAIL,
+    PUBLIC_ROLES,
+    VIEWER,
+    VIEWER_EMAIL,
+    accepted,
+    add_member,
+    become,
+    become_member,
+    new_uuid,
+    refusal,
+)
 from tests.sql.enforcement_seed import Seeded
 
 Conn = psycopg.Connection[Any]
@@ -94,7 +109,7 @@ def test_a_pushed_bundle_is_not_the_internets_to_send(
     assert message == "queue_job: public callers may not set payload.bundle of enrich jobs"
 
 
-@pytest.mark.parametrize("role", PUBLIC_ROLES)
+@pytest.mark.parametrize("role", [*PUBLIC_ROLES, VIEWER])
 @pytest.mark.parametrize(
     ("field", "value"),
     [("requested_action", "marshal"), ("trigger", "sla_sweep"), ("note", "levy them")],
@@ -107,12 +122,16 @@ def test_an_enforce_job_from_the_internet_is_a_plan_by_id_only(
         "idempotency_key": "act",
         "payload": {"case_id": enf_case.case_id, field: value},
     }
-    refused(db, role, job, "42501", f"may not set payload.{field} of enforce jobs")
+    if role in PUBLIC_ROLES and field != "note":
+        # The case is checked before the field (payload order): for a caller who reaches no
+        # tenant it is a case that does not exist.
+        refused(db, role, job, "23503", "no enforcement case")
+    else:
+        refused(db, role, job, "42501", f"may not set payload.{field} of enforce jobs")
 
 
-@pytest.mark.parametrize("role", PUBLIC_ROLES)
 def test_public_callers_may_ask_for_a_rescore_a_plan_a_brief_or_an_outreach_by_id(
-    db: Conn, enf_case: Seeded, campaign: str, role: str
+    db: Conn, enf_case: Seeded, campaign: str
 ) -> None:
     payloads = {
         "enrich": {"case_id": enf_case.court_case_id},
@@ -122,11 +141,12 @@ def test_public_callers_may_ask_for_a_rescore_a_plan_a_brief_or_an_outreach_by_i
     }
     for kind, payload in payloads.items():
         job = {"kind": kind, "idempotency_key": f"ok-{kind}", "payload": payload}
-        msg_id = accepted(db, role, lambda job=job: queue_job(db, job))
+        msg_id = accepted(db, VIEWER, lambda job=job: queue_job(db, job))
         envelope = message_of(db, kind, msg_id)
         assert envelope["payload"] == payload
         assert envelope["provenance"]["level"] == "public"
-        assert envelope["provenance"]["role"] == role
+        assert envelope["provenance"]["role"] == "authenticated"
+        assert envelope["tenant"] == DEFAULT_TENANT
 
 
 # --- finding 2: outreach ----------------------------------------------------------------
@@ -154,10 +174,10 @@ def test_outreach_from_the_internet_names_a_plaintiff_and_a_known_campaign_only(
     refused(db, role, job, sqlstate, text)
 
 
-@pytest.mark.parametrize("role", PUBLIC_ROLES)
 def test_twenty_keys_for_one_plaintiff_are_two_outreach_jobs_an_hour(
-    db: Conn, enf_case: Seeded, campaign: str, role: str
+    db: Conn, enf_case: Seeded, campaign: str
 ) -> None:
+    role = VIEWER
     payload = {"plaintiff_id": enf_case.plaintiff_id, "campaign": campaign}
     sent = []
     for n in range(2):
@@ -180,9 +200,17 @@ def test_a_rate_limit_says_when_to_retry(db: Conn, enf_case: Seeded) -> None:
     )
     for n in range(3):
         job = {"kind": "enforce", "idempotency_key": f"r{n}", "payload": {"case_id": seed_case(db)}}
-        accepted(db, "anon", lambda job=job: queue_job(db, job))
+        accepted(db, VIEWER, lambda job=job: queue_job(db, job))
+    # The window is all public callers' of the tenant: another viewer is held to it too.
+    other = new_uuid()
+    add_member(db, DEFAULT_TENANT, other, "viewer")
     job = {"kind": "enforce", "idempotency_key": "r3", "payload": {"case_id": seed_case(db)}}
-    error = as_caller(db, "authenticated", job)
+
+    def call() -> None:
+        become_member(db, other)
+        queue_job(db, job)
+
+    error = refusal(db, call)
     assert error.sqlstate == "PT429"
     detail = error.diag.message_detail or ""
     assert detail.startswith("retry_after_seconds=")
@@ -204,10 +232,10 @@ def seed_case(db: Conn) -> str:
 # --- finding 5: key squatting -------------------------------------------------------------
 
 
-@pytest.mark.parametrize("role", PUBLIC_ROLES)
 def test_a_public_key_can_neither_take_nor_reveal_the_fleets_key(
-    db: Conn, enf_case: Seeded, role: str
+    db: Conn, enf_case: Seeded
 ) -> None:
+    role = VIEWER
     sweep_key = f"enforce:sla:{enf_case.case_id}:2026-12-03T00:00:00Z"
     squat = {
         "kind": "enforce",
@@ -232,9 +260,17 @@ def test_a_public_key_can_neither_take_nor_reveal_the_fleets_key(
 
 def test_signed_in_users_have_namespaces_of_their_own(db: Conn, enf_case: Seeded) -> None:
     job = {"kind": "enforce", "idempotency_key": "mine", "payload": {"case_id": enf_case.case_id}}
-    anon = accepted(db, "anon", lambda: queue_job(db, job))
-    signed_in = accepted(db, "authenticated", lambda: queue_job(db, job))
-    assert anon != signed_in
+    viewer = accepted(db, VIEWER, lambda: queue_job(db, job))
+    other = new_uuid()
+    add_member(db, DEFAULT_TENANT, other, "viewer")
+
+    def call() -> int:
+        become_member(db, other)
+        return queue_job(db, job)
+
+    with db.transaction():
+        another = call()
+    assert viewer != another
 
 
 def test_the_public_namespace_is_reserved(db: Conn, enf_case: Seeded) -> None:
@@ -279,7 +315,7 @@ def test_deep_nesting_is_refused(db: Conn, enf_case: Seeded, role: str) -> None:
     assert writes(db) == before
 
 
-@pytest.mark.parametrize("role", PUBLIC_ROLES)
+@pytest.mark.parametrize("role", [*PUBLIC_ROLES, VIEWER])
 def test_public_delays_are_minutes_not_days(db: Conn, enf_case: Seeded, role: str) -> None:
     job = {
         "kind": "enforce",
@@ -288,16 +324,15 @@ def test_public_delays_are_minutes_not_days(db: Conn, enf_case: Seeded, role: st
         "payload": {"case_id": enf_case.case_id},
     }
     refused(db, role, job, "22023", "between 0 and 300 for public callers")
-    accepted(db, role, lambda: queue_job(db, {**job, "delay_seconds": 300}))
+    if role == VIEWER:
+        accepted(db, role, lambda: queue_job(db, {**job, "delay_seconds": 300}))
 
 
 # --- finding 8: provenance and audit ------------------------------------------------------
 
 
-@pytest.mark.parametrize("role", PUBLIC_ROLES)
-def test_the_envelope_records_the_session_not_the_payload(
-    db: Conn, enf_case: Seeded, role: str
-) -> None:
+def test_the_envelope_records_the_session_not_the_payload(db: Conn, enf_case: Seeded) -> None:
+    role = VIEWER
     job = {
         "kind": "enforce",
         "idempotency_key": "who",
@@ -306,10 +341,9 @@ def test_the_envelope_records_the_session_not_the_payload(
     }
     msg_id = accepted(db, role, lambda: queue_job(db, job))
     envelope = message_of(db, "enforce", msg_id)
-    identity = "anon" if role == "anon" else "mallory@example.test"
-    assert envelope["requested_by"] == f"{identity} (on behalf of dragonfly:scheduler)"
+    assert envelope["requested_by"] == f"{VIEWER_EMAIL} (on behalf of dragonfly:scheduler)"
     assert envelope["provenance"]["level"] == "public"
-    assert envelope["provenance"]["role"] == role
+    assert envelope["provenance"]["role"] == "authenticated"
     recorded = db.execute(
         "select enqueued_by from dragonfly.enqueued_jobs where msg_id = %s", (msg_id,)
     ).fetchone()
@@ -388,6 +422,6 @@ def test_refusals_tell_nothing_about_other_rows(db: Conn, enf_case: Seeded) -> N
     are its own, so the same call gives the same answer whatever the fleet has enqueued."""
     job = {"kind": "enforce", "idempotency_key": "probe", "payload": {"case_id": enf_case.case_id}}
     queue_job(db, job)  # the fleet uses "probe"
-    first = accepted(db, "anon", lambda: queue_job(db, job))
+    first = accepted(db, VIEWER, lambda: queue_job(db, job))
     assert json.dumps(message_of(db, "enforce", first)["payload"]) == json.dumps(job["payload"])
     assert message_of(db, "enforce", first)["idempotency_key"] != "probe"

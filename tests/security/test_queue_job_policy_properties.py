@@ -3,9 +3,11 @@ its kind's public row, neither through queue_job (and whatever it accepts is rec
 public) nor past the worker's re-check.
 
 Payloads mix the kind's own fields (with valid, unknown and malformed values), made-up
-fields and nested values; each call runs as anon or a signed-in user in a savepoint of the
-``db`` fixture's rolled-back transaction. The policy is read from the database, so the
-property holds for whatever a migration grants."""
+fields and nested values; each call runs as anon, a signed-in user of no tenant or a
+signed-in viewer of the rows' tenant (all public callers) in a savepoint of the ``db``
+fixture's rolled-back transaction. Only the viewer reaches the rows, so only its jobs are
+ever accepted. The policy is read from the database, so the property holds for whatever a
+migration grants."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from psycopg.types.json import Jsonb
 
-from tests.security.support import PUBLIC_ROLES, become
+from tests.security.support import DEFAULT_TENANT, PUBLIC_ROLES, VIEWER, become
 from tests.sql.enforcement_seed import Seeded
 from workers.runtime.envelope import parse_envelope
 from workers.runtime.errors import Forbidden
@@ -101,7 +103,7 @@ def public_jobs(draw: st.DrawFn, world: dict[str, Any]) -> tuple[str, str, dict[
             payload[name] = draw(json_value)
     if draw(st.integers(0, 5)) == 0:
         payload[draw(text.filter(bool))] = draw(json_value)
-    return draw(st.sampled_from(PUBLIC_ROLES)), kind, payload
+    return draw(st.sampled_from([*PUBLIC_ROLES, VIEWER, VIEWER])), kind, payload
 
 
 @SETTINGS
@@ -135,7 +137,10 @@ def test_no_public_payload_reaches_a_privileged_field(
     set_fields = {name for name, value in message["payload"].items() if value is not None}
     assert set_fields <= set(public_fields), (kind, payload)
     assert message["provenance"]["level"] == "public"
-    assert message["provenance"]["role"] == role
+    # Every public kind references a row: only a caller who reaches its tenant gets through.
+    assert role == VIEWER, (role, kind, payload)
+    assert message["provenance"]["role"] == "authenticated"
+    assert message["tenant"] == DEFAULT_TENANT
     assert message["idempotency_key"].startswith("public:")
 
 

@@ -59,6 +59,19 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
+DEFAULT_TENANT = "00000000-0000-4000-8000-000000000001"
+
+
+def seed_tenant(conn: Conn, slug: str) -> str:
+    """A tenant of its own (``slug`` made unique per call); its id."""
+    tid = new_id()
+    conn.execute(
+        "insert into public.tenants (id, slug, name) values (%s, %s, %s)",
+        (tid, f"{slug}-{tid[:8]}", f"Tenant {slug}"),
+    )
+    return tid
+
+
 def seed_plaintiff(
     conn: Conn, name: str = "Acme Funding LLC", status: str = "new", *, tenant: str | None = None
 ) -> str:
@@ -66,9 +79,8 @@ def seed_plaintiff(
     and enforcement cases take its tenant."""
     pid = new_id()
     conn.execute(
-        "insert into public.plaintiffs (id, name, status, tenant_id)"
-        " values (%s, %s, %s, coalesce(%s::uuid, tenancy.default_tenant_id()))",
-        (pid, name, status, tenant),
+        "insert into public.plaintiffs (id, name, status, tenant_id) values (%s, %s, %s, %s)",
+        (pid, name, status, tenant or DEFAULT_TENANT),
     )
     return pid
 

@@ -109,7 +109,7 @@ def test_one_notification_per_transaction_and_queue(fresh_db_url: str) -> None:
 
 ENQUEUE_FUNCTIONS = (
     "dragonfly.check_queue_job(jsonb, jsonb)",
-    "dragonfly.send_job(text, text, jsonb, integer, text, jsonb, jsonb)",
+    "dragonfly.send_tenant_job(text, text, jsonb, integer, text, jsonb, jsonb, uuid)",
     "public.queue_jobs(jsonb)",
 )
 

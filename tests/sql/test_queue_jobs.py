@@ -17,7 +17,7 @@ import pytest
 from psycopg import errors
 from psycopg.types.json import Jsonb
 
-from tests.security.support import become
+from tests.security.support import DEFAULT_TENANT, VIEWER, become
 from tests.sql.enforcement_seed import seed
 from tests.sql.job_payloads import valid_jobs
 from tests.sql.test_queue_rpcs import REFUSALS, queue_job, queue_length
@@ -101,10 +101,12 @@ def test_every_element_is_answered_as_queue_job_answers_it(
             "payload",
             "requested_by",
             "provenance",
+            "tenant",
             "enqueued_at",
         }
         assert message["payload"] == job["payload"]
         assert message["provenance"]["level"] == "internal"
+        assert message["tenant"] == DEFAULT_TENANT
         assert db.execute(
             "select msg_id from dragonfly.enqueued_jobs where kind = %s and idempotency_key = %s",
             (job["kind"], job["idempotency_key"]),
@@ -153,7 +155,9 @@ def test_a_key_enqueued_earlier_gets_its_first_message(
 ) -> None:
     first = queue_job(db, {"kind": "enrich", "idempotency_key": "early", "payload": jobs["enrich"]})
     before = queue_length(db, "enrich")
-    # Whatever the payload, as queue_job() answers a repeat.
+    # Whatever the payload, as queue_job() answers a repeat of the fleet's key (the fleet
+    # reaches every tenant and its keys are not namespaced: see test_queue_job_tenants.py for
+    # the others, whose payload is checked first).
     got = queue_jobs(
         db,
         [
@@ -242,7 +246,7 @@ def test_public_keys_live_in_the_callers_namespace(db: Conn, public_bulk: None) 
     internal = queue_job(
         db, {"kind": "enforce", "idempotency_key": "mine", "payload": {"case_id": seeded.case_id}}
     )
-    become(db, "anon")
+    become(db, VIEWER)
     got = queue_jobs(
         db,
         [
@@ -281,7 +285,7 @@ def test_public_callers_are_held_to_the_rate_limits(db: Conn, public_bulk: None)
     )
     cases = [seed(db).case_id for _ in range(6)]
     one_case = seed(db).case_id
-    become(db, "anon")
+    become(db, VIEWER)
     first = queue_jobs(
         db,
         [
@@ -313,8 +317,10 @@ def test_public_callers_are_held_to_the_rate_limits(db: Conn, public_bulk: None)
     single = alone(db, r5)
     assert single[1] == "PT429"
     db.execute("reset role")
+    # The window is the tenant's: public callers of other tenants have theirs.
     assert db.execute(
-        "select jobs from dragonfly.enqueue_rate_windows where scope = 'public:enforce'"
+        "select jobs from dragonfly.enqueue_rate_windows where scope = %s",
+        (f"public:enforce:tenant:{DEFAULT_TENANT}",),
     ).fetchone() == (3,)
 
     # The per-target hourly limit (4 enforce jobs per case for public callers).
@@ -322,7 +328,7 @@ def test_public_callers_are_held_to_the_rate_limits(db: Conn, public_bulk: None)
         "update dragonfly.job_kind_policies set rate_per_minute = null"
         " where kind = 'enforce' and level = 'public'"
     )
-    become(db, "authenticated")
+    become(db, VIEWER)
     got = queue_jobs(
         db,
         [

@@ -18,6 +18,7 @@ import pytest
 from psycopg import errors
 from psycopg.types.json import Jsonb
 
+from tests.security.support import VIEWER, become
 from tests.sql.job_payloads import valid_jobs
 from workers.job_kinds import KINDS
 
@@ -95,9 +96,12 @@ def test_queue_job_sends_the_envelope_to_the_kinds_queue(
         "payload",
         "requested_by",
         "provenance",
+        "tenant",
         "enqueued_at",
     }
     assert message["kind"] == kind
+    # The job's tenant is its row's (seeded in the default tenant).
+    assert message["tenant"] == "00000000-0000-4000-8000-000000000001"
     assert message["idempotency_key"] == f"k-{kind}"
     assert message["payload"] == jobs[kind]
     assert message["requested_by"] == "ops@example.com"
@@ -230,9 +234,20 @@ def test_delay_bounds_are_accepted(db: Conn, jobs: dict[str, dict[str, Any]]) ->
 @pytest.mark.parametrize("role", ["anon", "authenticated", "service_role"])
 def test_postgrest_roles_may_enqueue(db: Conn, jobs: dict[str, dict[str, Any]], role: str) -> None:
     job = {"kind": "case_copilot", "idempotency_key": f"r-{role}", "payload": jobs["case_copilot"]}
-    with as_role(db, role):
-        msg_id = queue_job(db, job)
-    assert msg_id > 0
+    if role == "service_role":
+        with as_role(db, role):
+            msg_id = queue_job(db, job)
+        assert msg_id > 0
+        return
+    # Granted, but anon and a signed-in user of no tenant reach no tenant's rows: the case is
+    # answered as missing. A viewer of its tenant (a public caller too) gets its job in.
+    refused = pytest.raises(errors.ForeignKeyViolation, match="no enforcement case")
+    with refused, db.transaction(), as_role(db, role):
+        queue_job(db, job)
+    with db.transaction():
+        become(db, VIEWER)
+        assert queue_job(db, job) > 0
+        db.execute("reset role")
 
 
 def test_queue_job_grants_in_the_catalog(db: Conn) -> None:

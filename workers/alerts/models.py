@@ -59,6 +59,17 @@ class AlertEvent(BaseModel):
     stage: str
     balance: Decimal
     case_closed: bool = False
+    tenant_id: UUID | None = None
+    """The case's tenant (None in deliveries routed before alerts named tenants)."""
+    tenant_slug: str | None = None
+
+    @property
+    def tenant_label(self) -> str:
+        """``acme (<tenant id>)``: the tenant's slug and id, as every message's fields name it
+        (``unknown`` for a delivery routed before alerts named tenants)."""
+        if self.tenant_id is None:
+            return "unknown"
+        return f"{self.tenant_slug or '?'} ({self.tenant_id})"
 
     @property
     def event_amount(self) -> Decimal | None:
@@ -87,6 +98,8 @@ class Rule(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     name: str
+    tenant_id: UUID | None = None
+    """The tenant whose events the rule routes; None: every tenant's."""
     description: str | None = None
     enabled: bool = True
     event_kinds: list[str] | None = None
@@ -135,6 +148,7 @@ class Delivery(BaseModel):
     attempts: int
     last_error: str | None = None
     created_at: datetime
+    tenant_id: UUID | None = None
 
     @property
     def reference(self) -> str:

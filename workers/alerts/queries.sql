@@ -4,10 +4,19 @@
 
 -- name: load_rules
 -- All rules, enabled or not, by name.
-select name, description, enabled, event_kinds::text[] as event_kinds, tiers, min_amount,
-       sinks, job_kind, job_payload, email_to
+select name, tenant_id, description, enabled, event_kinds::text[] as event_kinds, tiers,
+       min_amount, sinks, job_kind, job_payload, email_to
 from dragonfly.alert_rules
 order by name;
+
+-- name: find_tenant
+-- The tenant named by id or slug (for --tenant); the fleet's role reads it through the
+-- SECURITY DEFINER function.
+select id, slug from dragonfly.alert_tenant(%(ref)s);
+
+-- name: tenant_slugs
+-- Every tenant's slug, for listings.
+select id, slug from dragonfly.alert_tenant_slugs();
 
 -- name: event_contexts
 -- The given events with their case context (absent: not committed, rolled back or deleted).
@@ -31,12 +40,12 @@ with marked as (
 ),
 created as (
     insert into dragonfly.alert_deliveries
-        (event_id, case_id, event_kind, event_created_at, rule, sink, target, context)
-    select d.event_id, d.case_id, d.event_kind, d.event_created_at, d.rule, d.sink, d.target,
-           d.context
+        (event_id, case_id, tenant_id, event_kind, event_created_at, rule, sink, target, context)
+    select d.event_id, d.case_id, d.tenant_id, d.event_kind, d.event_created_at, d.rule, d.sink,
+           d.target, d.context
     from jsonb_to_recordset(%(deliveries)s::jsonb)
-        as d (event_id uuid, case_id uuid, event_kind text, event_created_at timestamptz,
-              rule text, sink text, target jsonb, context jsonb)
+        as d (event_id uuid, case_id uuid, tenant_id uuid, event_kind text,
+              event_created_at timestamptz, rule text, sink text, target jsonb, context jsonb)
     where d.event_id in (select event_id from marked)
     on conflict (event_id, rule, sink) do nothing
     returning id
@@ -60,7 +69,7 @@ where r.event_created_at < s.caught_up_to - make_interval(secs => %(lookback)s) 
 -- The oldest due delivery for a sink this process has. SKIP LOCKED: a row another
 -- listener is sending is invisible here; the lock lasts until that listener commits.
 select id, event_id, case_id, event_kind, event_created_at, rule, sink, target, context,
-       status, attempts, last_error, created_at
+       status, attempts, last_error, created_at, tenant_id
 from dragonfly.alert_deliveries
 where status in ('pending', 'failed')
   and next_attempt_at <= clock_timestamp()
@@ -104,9 +113,11 @@ where status in ('pending', 'failed')
 -- On-call listing, newest first; every filter optional.
 select id, event_id, case_id, event_kind, rule, sink, status, attempts, last_error,
        next_attempt_at, delivered_at, delivered_by, dead_at, created_at, updated_at,
-       context ->> 'case_number' as case_number
+       context ->> 'case_number' as case_number, tenant_id,
+       context ->> 'tenant_slug' as tenant_slug
 from dragonfly.alert_deliveries
 where (%(status)s::text is null or status = %(status)s::text)
+  and (%(tenant_id)s::uuid is null or tenant_id = %(tenant_id)s::uuid)
   and (%(event_id)s::uuid is null or event_id = %(event_id)s::uuid)
   and (%(case_id)s::uuid is null or case_id = %(case_id)s::uuid)
   and (%(sink)s::text is null or sink = %(sink)s::text)
@@ -127,15 +138,17 @@ select id from dragonfly.retry_alert_deliveries(p_ids => %(ids)s::bigint[], p_al
 -- name: upsert_rule
 -- Insert a rule; with replace, overwrite the rule of the same name. No row: it exists.
 insert into dragonfly.alert_rules
-    (name, description, enabled, event_kinds, tiers, min_amount, sinks, job_kind, job_payload,
-     email_to)
+    (name, tenant_id, description, enabled, event_kinds, tiers, min_amount, sinks, job_kind,
+     job_payload, email_to)
 values (
-    %(name)s, %(description)s, %(enabled)s, %(event_kinds)s::public.enforcement_event_kind[],
+    %(name)s, %(tenant_id)s::uuid, %(description)s, %(enabled)s,
+    %(event_kinds)s::public.enforcement_event_kind[],
     %(tiers)s::text[], %(min_amount)s, %(sinks)s::text[], %(job_kind)s,
     coalesce(%(job_payload)s::jsonb, '{}'::jsonb), %(email_to)s::text[]
 )
 on conflict (name) do update
-set description = excluded.description,
+set tenant_id = excluded.tenant_id,
+    description = excluded.description,
     enabled = excluded.enabled,
     event_kinds = excluded.event_kinds,
     tiers = excluded.tiers,

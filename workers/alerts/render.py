@@ -34,6 +34,7 @@ def facts(event: AlertEvent) -> list[tuple[str, str]]:
     """The (label, value) pairs every message shows, in order."""
     rows = [
         ("Case", case_label(event)),
+        ("Tenant", event.tenant_label),
         ("Kind", event.event_kind),
         ("Amount", money(event.amount)),
     ]
@@ -50,10 +51,11 @@ def facts(event: AlertEvent) -> list[tuple[str, str]]:
 
 
 def summary(event: AlertEvent) -> str:
-    """One line: ``Bank levy served · case 2024-CV-0042 · amount $12,500.00 · ...``."""
+    """One line: ``Bank levy served · case 2024-CV-0042 · tenant acme · amount ...``."""
     parts = [
         kind_title(event.event_kind),
         f"case {case_label(event)}",
+        f"tenant {event.tenant_slug or 'unknown'}",
         f"kind {event.event_kind}",
         f"amount {money(event.amount)}",
         f"stage {event.stage}",

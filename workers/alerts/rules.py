@@ -7,7 +7,8 @@ An enabled rule matches an event when every condition it sets holds:
 - ``event_kinds``: the event's kind is one of them (null: any kind);
 - ``tiers``: the case's effective tier is one of them (null: any tier, also none);
 - ``min_amount``: the alert amount (the event payload's ``amount``, else the case's
-  current balance) is at least this (null: no threshold).
+  current balance) is at least this (null: no threshold);
+- ``tenant_id``: the event's case is in this tenant (null: any tenant).
 
 A matching rule yields one delivery per sink. Two rules may send the same event to
 the same sink; each is its own delivery (the record is per event, rule and sink).
@@ -23,6 +24,8 @@ from workers.alerts.models import AlertEvent, PlannedDelivery, Rule
 def matches(rule: Rule, event: AlertEvent) -> bool:
     """Whether ``rule`` routes ``event`` (a disabled rule never does)."""
     if not rule.enabled:
+        return False
+    if rule.tenant_id is not None and event.tenant_id != rule.tenant_id:
         return False
     if rule.event_kinds is not None and event.event_kind not in rule.event_kinds:
         return False

@@ -54,6 +54,17 @@ def load_rules(conn: Conn) -> list[Rule]:
     return [Rule.model_validate(row) for row in _rows(conn, "load_rules")]
 
 
+def find_tenant(conn: Conn, ref: str) -> tuple[UUID, str] | None:
+    """The (id, slug) of the tenant whose id or slug is ``ref``; None: no such tenant."""
+    rows = _rows(conn, "find_tenant", {"ref": ref})
+    return (rows[0]["id"], rows[0]["slug"]) if rows else None
+
+
+def tenant_slugs(conn: Conn) -> dict[UUID, str]:
+    """Every tenant's slug by id (for listings)."""
+    return {row["id"]: row["slug"] for row in _rows(conn, "tenant_slugs")}
+
+
 def event_contexts(conn: Conn, ids: Sequence[UUID]) -> list[AlertEvent]:
     return [AlertEvent.model_validate(row) for row in _rows(conn, "event_contexts", {"ids": ids})]
 
@@ -91,6 +102,7 @@ def record_routing(
         {
             "event_id": str(p.event.event_id),
             "case_id": str(p.event.case_id),
+            "tenant_id": str(p.event.tenant_id) if p.event.tenant_id is not None else None,
             "event_kind": p.event.event_kind,
             "event_created_at": p.event.created_at.isoformat(),
             "rule": p.rule,
@@ -162,6 +174,7 @@ def list_deliveries(
     event_id: UUID | None = None,
     case_id: UUID | None = None,
     sink: str | None = None,
+    tenant_id: UUID | None = None,
     limit: int = 50,
 ) -> list[dict[str, Any]]:
     params = {
@@ -169,6 +182,7 @@ def list_deliveries(
         "event_id": event_id,
         "case_id": case_id,
         "sink": sink,
+        "tenant_id": tenant_id,
         "limit": limit,
     }
     return _rows(conn, "list_deliveries", params)
@@ -189,6 +203,7 @@ def upsert_rule(conn: Conn, rule: Rule, *, replace: bool) -> bool:
     """Insert ``rule`` (or overwrite it with ``replace``); False: it exists, unchanged."""
     params = {
         "name": rule.name,
+        "tenant_id": rule.tenant_id,
         "description": rule.description,
         "enabled": rule.enabled,
         "event_kinds": rule.event_kinds,

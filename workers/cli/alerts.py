@@ -10,6 +10,7 @@ from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from types import FrameType
 from typing import Any
+from uuid import UUID
 
 import psycopg
 from pydantic import ValidationError
@@ -50,6 +51,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--sink", choices=SINK_NAMES, help="only deliveries to this sink")
     p.add_argument("--event", type=uuid, help="only deliveries of this event id")
     p.add_argument("--case", type=uuid, help="only deliveries of this enforcement case id")
+    p.add_argument("--tenant", metavar="TENANT", help="only deliveries of this tenant (slug or id)")
     p.add_argument("--limit", type=positive_int, default=50, help="at most this many (default 50)")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.set_defaults(func=cmd_list)
@@ -71,6 +73,11 @@ def register(subparsers: Any) -> None:
     rule_commands = rules.add_subparsers(dest="rules_command", required=True)
 
     p = rule_commands.add_parser("list", help="every rule")
+    p.add_argument(
+        "--tenant",
+        metavar="TENANT",
+        help="only the rules that route this tenant's events (its own and those of every tenant)",
+    )
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.set_defaults(func=cmd_rules_list)
 
@@ -88,6 +95,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--job-kind", help=f"queue sink: job kind ({', '.join(KINDS)}, ...)")
     p.add_argument("--job-payload", metavar="JSON", help="queue sink: extra payload fields")
     p.add_argument("--email-to", metavar="ADDR,...", help="email sink: recipients")
+    p.add_argument(
+        "--tenant",
+        metavar="TENANT",
+        help="only this tenant's events (slug or id; default: every tenant's)",
+    )
     p.add_argument("--description")
     p.add_argument("--disabled", action="store_true", help="create it disabled")
     p.add_argument("--replace", action="store_true", help="overwrite a rule of the same name")
@@ -170,16 +182,26 @@ def _when(value: Any) -> str:
     return value.isoformat(timespec="seconds") if value is not None else "-"
 
 
+def _tenant(conn: psycopg.Connection[Any], ref: str) -> tuple[UUID, str]:
+    """The (id, slug) of ``--tenant``; a tenant that does not exist is one line, exit 2."""
+    found = store.find_tenant(conn, ref)
+    if found is None:
+        raise CommandError(f"--tenant: no tenant {ref!r} (give its slug or id)", exit_code=2)
+    return found
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     if args.limit < 1:
         raise CommandError("--limit must be at least 1", exit_code=2)
     with open_connection() as conn:
+        tenant_id = _tenant(conn, args.tenant)[0] if args.tenant is not None else None
         rows = store.list_deliveries(
             conn,
             status=args.status,
             event_id=args.event,
             case_id=args.case,
             sink=args.sink,
+            tenant_id=tenant_id,
             limit=args.limit,
         )
     if args.json:
@@ -196,9 +218,10 @@ def cmd_list(args: argparse.Namespace) -> int:
             "failed": f"next attempt {_when(row['next_attempt_at'])}",
             "pending": f"due {_when(row['next_attempt_at'])}",
         }[row["status"]]
+        tenant = row["tenant_slug"] or row["tenant_id"] or "-"
         print(
             f"{row['id']:>8}  {row['status']:<9} {row['sink']:<5}  {row['event_kind']}"
-            f"  case {row['case_number'] or row['case_id']}  rule {row['rule']}"
+            f"  case {row['case_number'] or row['case_id']}  tenant {tenant}  rule {row['rule']}"
             f"  attempts {row['attempts']}  {when}"
         )
         print(f"{'':>10}event {row['event_id']}")
@@ -238,15 +261,23 @@ def _split(value: str | None) -> list[str] | None:
 def cmd_rules_list(args: argparse.Namespace) -> int:
     with open_connection() as conn:
         rules = store.load_rules(conn)
+        slugs = store.tenant_slugs(conn)
+        if args.tenant is not None:
+            tenant_id = _tenant(conn, args.tenant)[0]
+            rules = [r for r in rules if r.tenant_id in (None, tenant_id)]
     if args.json:
         for rule in rules:
-            print(json.dumps(rule.model_dump(mode="json"), sort_keys=True))
+            row = rule.model_dump(mode="json")
+            row["tenant_slug"] = slugs.get(rule.tenant_id) if rule.tenant_id else None
+            print(json.dumps(row, sort_keys=True))
         return 0
     if not rules:
         print("no rules")
         return 0
     for rule in rules:
+        tenant = "any" if rule.tenant_id is None else slugs.get(rule.tenant_id, str(rule.tenant_id))
         conditions = [
+            f"tenant={tenant}",
             f"kinds={','.join(rule.event_kinds)}" if rule.event_kinds else "kinds=any",
             f"tiers={','.join(rule.tiers)}" if rule.tiers else "tiers=any",
             f"min_amount={rule.min_amount}" if rule.min_amount is not None else "",
@@ -274,9 +305,14 @@ def cmd_rules_add(args: argparse.Namespace) -> int:
         job_payload = json.loads(args.job_payload) if args.job_payload else {}
     except json.JSONDecodeError as exc:
         raise CommandError(f"--job-payload: invalid JSON: {exc}", exit_code=2) from None
+    tenant_id = None
+    if args.tenant is not None:
+        with open_connection() as conn:
+            tenant_id = _tenant(conn, args.tenant)[0]
     try:
         rule = Rule(
             name=args.name,
+            tenant_id=tenant_id,
             description=args.description,
             enabled=not args.disabled,
             event_kinds=_split(args.kinds),

@@ -14,7 +14,7 @@ from typing import Any
 
 import psycopg
 
-from workers.cli.argtypes import positive_int
+from workers.cli.argtypes import positive_int, uuid
 from workers.cli.common import CommandError, open_connection, print_table
 from workers.job_kinds import KINDS
 from workers.ops import deadletters
@@ -115,11 +115,11 @@ def register(subparsers: Any) -> None:
         description=(
             "Enqueue a job through queue_job(); an already-enqueued KEY is not sent again. With"
             " --file, every line of a JSON Lines file is a job of KIND"
-            ' ({"idempotency_key": ..., "payload": {...}}, optionally "delay_seconds" and'
-            ' "requested_by"), sent through queue_jobs(). A file with a line that is not such'
-            " an object is refused whole (one line of error per bad line, exit 2, nothing"
-            " sent); jobs the database refuses are reported one per line (exit 1) and the"
-            " others are enqueued."
+            ' ({"idempotency_key": ..., "payload": {...}}, optionally "delay_seconds",'
+            ' "requested_by" and "tenant"), sent through queue_jobs(). A file with a line'
+            " that is not such an object is refused whole (one line of error per bad line,"
+            " exit 2, nothing sent); jobs the database refuses are reported one per line"
+            " (exit 1) and the others are enqueued."
         ),
     )
     p.add_argument(
@@ -132,6 +132,12 @@ def register(subparsers: Any) -> None:
         "--file", metavar="PATH", help="a JSON Lines file of jobs of KIND ('-': standard input)"
     )
     p.add_argument("--by", default=None, help="requested_by (default: USER@HOST)")
+    p.add_argument(
+        "--tenant",
+        type=uuid,
+        metavar="UUID",
+        help="the job's tenant (its rows' tenant; for a job without rows, where it acts)",
+    )
     p.set_defaults(func=cmd_enqueue)
 
 
@@ -426,6 +432,7 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
         payload,
         delay_seconds=args.delay,
         requested_by=args.by or default_operator(),
+        tenant=str(args.tenant) if args.tenant is not None else None,
     )
     with open_connection() as conn:
         try:
@@ -439,10 +446,15 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
 
 
 def _enqueue_file(args: argparse.Namespace) -> int:
-    if args.payload is not None or args.key is not None or args.delay is not None:
+    if (
+        args.payload is not None
+        or args.key is not None
+        or args.delay is not None
+        or args.tenant is not None
+    ):
         raise CommandError(
-            "--file takes the jobs' keys, payloads and delays from the file;"
-            " drop --key, --payload and --delay",
+            "--file takes the jobs' keys, payloads, delays and tenants from the file;"
+            " drop --key, --payload, --delay and --tenant",
             exit_code=2,
         )
     name = "<stdin>" if args.file == "-" else args.file

@@ -3,8 +3,9 @@
 :class:`SlaSweepTask` is a scheduler task (``workers.scheduler.tasks`` lists it; the
 scheduler calls ``run_once`` every ``DRAGONFLY_ENFORCE_SLA_SWEEP_MINUTES``);
 :func:`sweep` is the work, in the caller's transaction. Each overdue case gets
-``{"kind": "enforce", "idempotency_key": "enforce:sla:<case>:<due>", ...}``, all sent in one
-``queue_jobs()`` call:
+``{"kind": "enforce", "idempotency_key": "enforce:sla:<case>:<due>", "tenant": <the case's
+tenant>, ...}``, all sent in one ``queue_jobs()`` call (the job names its case's tenant, which
+the door checks and the worker acts in):
 the key is derived from the due time, so running the sweep again before the plan
 job has run enqueues nothing new, and once the plan has set a new
 ``next_action_at`` the next breach gets a new key. Everything happens in the
@@ -23,7 +24,7 @@ import psycopg
 from workers.ops.enqueue import enqueue_all
 from workers.scheduler.base import Every, Schedule, TaskContext, TaskResult
 
-DUE = "select case_id, next_action_at from dragonfly.enforcement_sla_due(%s, %s)"
+DUE = "select case_id, next_action_at, tenant_id from dragonfly.enforcement_sla_due(%s, %s)"
 REQUESTED_BY = "dragonfly:enforce-sla-sweep"
 
 
@@ -57,8 +58,9 @@ def sweep(
                 "idempotency_key": sla_key(case_id, due),
                 "payload": {"case_id": str(case_id), "trigger": "sla_sweep"},
                 "requested_by": REQUESTED_BY,
+                "tenant": str(tenant_id),
             }
-            for case_id, due in rows
+            for case_id, due, tenant_id in rows
         ],
     )
     return SweepResult(

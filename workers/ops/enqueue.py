@@ -25,6 +25,7 @@ def build_envelope(
     *,
     delay_seconds: int | None = None,
     requested_by: str | None = None,
+    tenant: str | None = None,
 ) -> dict[str, Any]:
     """The argument queue_job() takes: kind, idempotency_key, payload, options."""
     envelope: dict[str, Any] = {"kind": kind, "idempotency_key": key, "payload": payload}
@@ -32,6 +33,8 @@ def build_envelope(
         envelope["delay_seconds"] = delay_seconds
     if requested_by:
         envelope["requested_by"] = requested_by
+    if tenant:
+        envelope["tenant"] = tenant
     return envelope
 
 
@@ -115,7 +118,9 @@ class BadLine(ValueError):
         self.reason = reason
 
 
-ENVELOPE_FIELDS = frozenset({"kind", "idempotency_key", "payload", "delay_seconds", "requested_by"})
+ENVELOPE_FIELDS = frozenset(
+    {"kind", "idempotency_key", "payload", "delay_seconds", "requested_by", "tenant"}
+)
 
 
 def parse_jobs_file(
@@ -123,8 +128,8 @@ def parse_jobs_file(
 ) -> tuple[list[int], list[dict[str, Any]], list[BadLine]]:
     """The envelopes of a JSON Lines file of jobs of ``kind``: one object per line with
     ``idempotency_key`` and ``payload`` (and optionally ``delay_seconds``, ``requested_by``,
-    and ``kind``, which must then be ``kind``); blank lines are skipped. Returns the line
-    numbers, the envelopes (``requested_by`` filled in where a line has none) and every bad
+    ``tenant``, and ``kind``, which must then be ``kind``); blank lines are skipped. Returns
+    the line numbers, the envelopes (``requested_by`` filled in where a line has none) and every bad
     line; the file is only worth sending when there are none."""
     numbers: list[int] = []
     envelopes: list[dict[str, Any]] = []

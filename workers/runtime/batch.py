@@ -8,11 +8,14 @@ a savepoint, so a failing job rolls back only its own effects::
     parse              envelope, policy re-check, payload: a message that fails is
                        dead-lettered in the transaction below, unrun
     outside phase      kinds with a ``fetch``: hold_jobs (vt pushed past the phase),
-                       then each job's fetch, autocommit, no transaction open
+                       then each job's fetch in its tenant, autocommit, no transaction
+                       open
     begin
       claim_jobs         lock the deliveries still ours; which are done already
-      per job            savepoint (on first use of ctx.conn) -> handler ->
-                         release, or rollback to it and retry_job / dead_letter_job
+      handle_batch       kinds that have one: once per tenant of the batch, in its tenant
+      per job            savepoint in the job's tenant (on first use of ctx.conn) ->
+                         handler -> release, or rollback to it and retry_job /
+                         dead_letter_job
       complete_jobs      fenced delete of the messages + completed_jobs rows
       ack_jobs           messages whose key was already done: deleted unrun
       release_jobs       jobs not started (shutdown): back to the queue at once
@@ -22,6 +25,13 @@ The trade-off: a job's effects become visible when its whole batch commits,
 and a connection lost mid-batch sends the whole batch back to the queue (its
 effects were never committed, so exactly-once holds). Kinds with slow handlers
 set a small ``batch_size``.
+
+Tenants: every job acts in its envelope's tenant (``Envelope.acting_tenant``), set as
+``dragonfly.acting_tenant`` for exactly that job's work -- for the session when its fetch
+first uses the connection (cleared after the outside phase), ``SET LOCAL`` inside its
+savepoint (cleared when the savepoint is released or rolled back) -- so no job of a batch
+acts with another's tenant. ``handle_batch`` is offered the jobs of
+one tenant at a time, tenants in id order (a job that crosses tenants first).
 """
 
 from __future__ import annotations
@@ -34,6 +44,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from time import perf_counter
 from typing import Any, Literal, TypeVar
+from uuid import UUID
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -105,6 +116,17 @@ class Job:
         if self._bound is None:
             self._bound = self.base_log.bind(**self.context)
         return self._bound
+
+
+def by_tenant(jobs: list[Job]) -> list[tuple[UUID | None, list[Job]]]:
+    """The jobs grouped by the tenant they act in, each group in message order; the groups
+    by tenant id, a group that crosses tenants (None) first, so every batch takes the locks
+    of its groups in one order."""
+    groups: dict[UUID | None, list[Job]] = {}
+    for job in jobs:
+        assert job.envelope is not None
+        groups.setdefault(job.envelope.acting_tenant, []).append(job)
+    return sorted(groups.items(), key=lambda item: "" if item[0] is None else str(item[0]))
 
 
 @dataclass(slots=True)
@@ -277,6 +299,8 @@ class BatchRunner:
         }
         if isinstance(case_id, str):
             job.context["case_id"] = case_id
+        if env is not None and env.tenant is not None:
+            job.context["tenant"] = str(env.tenant)
         return job
 
     # -- the outside phase ------------------------------------------------------------
@@ -306,11 +330,18 @@ class BatchRunner:
             cfg.batch_window + cfg.job_timeout + cfg.visibility_timeout + _HOLD_MARGIN,
         )
         window_end = perf_counter() + cfg.batch_window
-        for job in todo:
-            if self._stopping.is_set() or perf_counter() > window_end:
-                job.outside = "skipped"
-            else:
-                self._fetch_one(conn, slot, job, fetch)
+        narrowed = False
+        try:
+            for job in todo:
+                if self._stopping.is_set() or perf_counter() > window_end:
+                    job.outside = "skipped"
+                else:
+                    # Each fetch acts in its job's tenant (set when it first uses the
+                    # connection, which every fetch that does sets anew).
+                    narrowed = self._fetch_one(conn, slot, job, fetch) or narrowed
+        finally:
+            if narrowed and conn.pgconn.transaction_status == TransactionStatus.IDLE:
+                queries.set_acting_tenant(conn, None)
 
     def _fetch_one(
         self,
@@ -318,7 +349,8 @@ class BatchRunner:
         slot: Slot,
         job: Job,
         fetch: Callable[[FetchContext, Any], Any],
-    ) -> None:
+    ) -> bool:
+        """Run one job's fetch; whether it used the connection (and so set its tenant)."""
         assert job.envelope is not None
         payload = job.payload
         ctx = FetchContext(
@@ -352,6 +384,7 @@ class BatchRunner:
             job.outside, job.fetch_error = "failed", error
         else:
             job.outside, job.fetched = "fetched", result
+        return ctx.narrowed
 
     def _fetchable(self, jobs: list[Job]) -> list[Job]:
         """The jobs the transaction may run (as far as is known before the claim)."""
@@ -425,7 +458,15 @@ class BatchRunner:
                 and len(offered) >= 2
                 and not self._stopping.is_set()
             ):
-                left = {id(j) for j in self._attempt_batch(conn, slot, offered, report)}
+                # One call per tenant, in its tenant: a set-based handler never acts for
+                # one tenant's job in another's.
+                left: set[int] = set()
+                for tenant, group in by_tenant(offered):
+                    if len(group) < 2 or self._stopping.is_set():
+                        left.update(id(j) for j in group)
+                    else:
+                        remaining = self._attempt_batch(conn, slot, group, report, tenant)
+                        left.update(id(j) for j in remaining)
                 runnable = [j for j in runnable if j.fetched is not None or id(j) in left]
             for job in runnable:
                 if job.fetched is None and (self._stopping.is_set() or perf_counter() > window_end):
@@ -480,9 +521,15 @@ class BatchRunner:
     # -- many jobs at once ---------------------------------------------------------------
 
     def _attempt_batch(
-        self, conn: psycopg.Connection[Any], slot: Slot, jobs: list[Job], report: BatchReport
+        self,
+        conn: psycopg.Connection[Any],
+        slot: Slot,
+        jobs: list[Job],
+        report: BatchReport,
+        tenant: UUID | None,
     ) -> list[Job]:
-        """Offer the runnable jobs to the kind's ``handle_batch``; the jobs left to run singly."""
+        """Offer runnable jobs of one tenant to the kind's ``handle_batch``, acting in that
+        tenant; the jobs left to run singly."""
         handle_batch = self._job.handle_batch
         assert handle_batch is not None
         items = []
@@ -496,8 +543,9 @@ class BatchRunner:
             log=self._log,
             adapters=self._adapters,
             stop=self._stopping,
+            tenant=tenant,
         )
-        conn.execute(queries.SAVEPOINT)
+        conn.execute(queries.savepoint(tenant))
         handled, error, interruption, duration = self._guarded(
             conn, slot, lambda: set(handle_batch(ctx, items))
         )
@@ -596,11 +644,11 @@ class BatchRunner:
             # A statement still running or a broken connection: the batch cannot go on.
             raise BatchBroken(f"connection left {TransactionStatus(status).name} by the handler")
         if used_database:
+            # Either way the job's tenant is cleared with its savepoint.
             if error is None:
                 conn.execute(queries.RELEASE_SAVEPOINT)
             else:
                 conn.execute(queries.ROLLBACK_TO_SAVEPOINT)
-                conn.execute(queries.RELEASE_SAVEPOINT)
         elif status == TransactionStatus.INERROR:
             raise BatchBroken("the handler broke the transaction without using ctx.conn")
 

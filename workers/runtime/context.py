@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any
+from uuid import UUID
 
 import psycopg
 
@@ -15,7 +16,17 @@ from workers.runtime.envelope import Envelope
 class _Attempt:
     """What both phases of one attempt of one job know (see JobContext, FetchContext)."""
 
-    __slots__ = ("_bind_log", "_log", "adapters", "attempt", "envelope", "msg_id", "queue", "stop")
+    __slots__ = (
+        "_bind_log",
+        "_log",
+        "adapters",
+        "attempt",
+        "envelope",
+        "msg_id",
+        "queue",
+        "stop",
+        "tenant",
+    )
 
     def __init__(
         self,
@@ -36,6 +47,7 @@ class _Attempt:
         self._log: Any = None
         self.adapters = adapters
         self.stop = stop
+        self.tenant: UUID | None = envelope.acting_tenant
 
     @property
     def log(self) -> Any:
@@ -50,16 +62,32 @@ class FetchContext(_Attempt):
 
     - ``conn``: the worker's connection in autocommit: every statement is its own
       transaction, so nothing it reads stays locked during the outside call. Never
-      leave a transaction open on it;
+      leave a transaction open on it. It acts in the job's tenant for the phase;
     - ``envelope``, ``queue``, ``msg_id``, ``attempt``, ``log``, ``adapters``,
-      ``stop``: as for :class:`JobContext`.
+      ``stop``, ``tenant``: as for :class:`JobContext`.
     """
 
-    __slots__ = ("conn",)
+    __slots__ = ("_conn", "_narrowed")
 
     def __init__(self, conn: psycopg.Connection[Any], **attempt: Any) -> None:
         super().__init__(**attempt)
-        self.conn = conn
+        self._conn = conn
+        self._narrowed = False
+
+    @property
+    def conn(self) -> psycopg.Connection[Any]:
+        # The job's tenant for the session, set on first use: a fetch with nothing to fetch
+        # (enrich with its bundle in the payload) costs no round trip. The runtime clears it
+        # after the phase.
+        if not self._narrowed:
+            queries.set_acting_tenant(self._conn, self.tenant)
+            self._narrowed = True
+        return self._conn
+
+    @property
+    def narrowed(self) -> bool:
+        """Whether the fetch used the connection (so the session acts in its tenant)."""
+        return self._narrowed
 
 
 class JobContext(_Attempt):
@@ -69,7 +97,12 @@ class JobContext(_Attempt):
       takes the job's savepoint, so a failing job rolls back only its own
       effects while the other jobs of its batch commit; a handler that never
       touches the database costs no round trip. Never commit or roll back it.
-    - ``envelope``: kind, idempotency_key, payload, requested_by, enqueued_at;
+      It acts in the job's tenant (``dragonfly.acting_tenant``, for this job only):
+      every RPC and reader finds the rows of that tenant alone;
+    - ``envelope``: kind, idempotency_key, payload, requested_by, provenance, tenant,
+      enqueued_at;
+    - ``tenant``: the tenant the job acts in (``envelope.acting_tenant``; None: the
+      job crosses tenants, a fleet job that names none);
     - ``queue``, ``msg_id``, ``attempt`` (1 on the first delivery);
     - ``log``: a structlog logger bound to queue, msg_id, kind, idempotency_key,
       attempt (and case_id when the payload has one);
@@ -92,7 +125,7 @@ class JobContext(_Attempt):
     @property
     def conn(self) -> psycopg.Connection[Any]:
         if not self._savepoint:
-            self._conn.execute(queries.SAVEPOINT)
+            self._conn.execute(queries.savepoint(self.tenant))
             self._savepoint = True
         return self._conn
 
@@ -106,12 +139,14 @@ class BatchContext:
     """What a kind's ``handle_batch`` gets besides its items.
 
     - ``conn``: the connection, inside the batch's transaction and under a
-      savepoint the runtime rolls back if ``handle_batch`` raises;
+      savepoint the runtime rolls back if ``handle_batch`` raises; it acts in
+      ``tenant``, the tenant of every item (the runtime offers each tenant's jobs
+      of a batch in a call of their own);
     - ``queue``, ``adapters``, ``stop`` as for :class:`JobContext`;
     - ``log``: a structlog logger bound to the worker.
     """
 
-    __slots__ = ("adapters", "conn", "log", "queue", "stop")
+    __slots__ = ("adapters", "conn", "log", "queue", "stop", "tenant")
 
     def __init__(
         self,
@@ -121,8 +156,10 @@ class BatchContext:
         log: Any,
         adapters: Mapping[str, Any],
         stop: threading.Event,
+        tenant: UUID | None = None,
     ) -> None:
         self.conn = conn
+        self.tenant = tenant
         self.queue = queue
         self.log = log
         self.adapters = adapters

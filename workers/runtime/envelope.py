@@ -1,10 +1,12 @@
 """The job envelope every message carries, and a message as the consumer read it.
 
 ``queue_job()`` sends ``{"kind", "idempotency_key", "payload", "requested_by",
-"provenance", "enqueued_at"}``; :class:`Envelope` validates that shape. ``provenance``
+"provenance", "tenant", "enqueued_at"}``; :class:`Envelope` validates that shape. ``provenance``
 is who enqueued the job, taken by ``queue_job()`` from the session (never from the
 payload): a message without one was not enqueued through ``queue_job()`` and counts as
-public, the least trusted level (docs/security.md). A message that does
+public, the least trusted level (docs/security.md). ``tenant`` is the tenant the job's
+rows belong to, found by ``queue_job()`` at the door; the worker acts inside it
+(:attr:`Envelope.acting_tenant`). A message that does
 not validate -- or whose kind is not its queue's -- is *malformed*: dead-lettered
 at once with the validation error, never retried, never dropped.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
+from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -43,6 +46,10 @@ class Provenance(BaseModel):
 UNKNOWN_PROVENANCE = Provenance()
 """What a message without provenance counts as: public (fail closed)."""
 
+DEFAULT_TENANT = UUID("00000000-0000-4000-8000-000000000001")
+"""``tenancy.default_tenant_id()``: where a job that names no tenant acts, unless the fleet
+enqueued it (see :attr:`Envelope.acting_tenant`)."""
+
 
 class Envelope(BaseModel):
     """The envelope of a job message (the payload is validated by the kind's model)."""
@@ -54,6 +61,7 @@ class Envelope(BaseModel):
     payload: dict[str, Any]
     requested_by: str | None = None
     provenance: Provenance = UNKNOWN_PROVENANCE
+    tenant: UUID | None = None
     enqueued_at: datetime | None = None
 
     @field_validator("idempotency_key")
@@ -62,6 +70,22 @@ class Envelope(BaseModel):
         if not value.strip():
             raise ValueError("must not be blank")
         return value
+
+    @property
+    def acting_tenant(self) -> UUID | None:
+        """The tenant the worker acts in for this job (``dragonfly.acting_tenant``).
+
+        The envelope's ``tenant`` when it names one. A job that names none (a message older
+        than tenants, or a fleet job that crosses tenants, which ``queue_job()`` writes as
+        null) crosses tenants only when the fleet enqueued it (provenance ``internal``);
+        anyone else's acts in the default tenant, where every row created before tenants
+        lives (fail closed: a row of another tenant is then not found). None: no narrowing.
+        """
+        if self.tenant is not None:
+            return self.tenant
+        if self.provenance.level == "internal":
+            return None
+        return DEFAULT_TENANT
 
 
 @dataclass(frozen=True, slots=True)

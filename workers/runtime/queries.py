@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 from typing import Any
+from uuid import UUID
 
 import psycopg
 from psycopg import sql
@@ -33,10 +34,21 @@ RETRY = "select dragonfly.retry_job(%s, %s, %s, %s)"
 RELEASE = "select dragonfly.release_jobs(%s, %b, %b)"
 DEAD_LETTER = "select dragonfly.dead_letter_job(%s, %s, %s, %s, %s, %s)"
 
-# One savepoint per job, taken when its handler first asks for the connection.
-SAVEPOINT = "savepoint dragonfly_job"
-RELEASE_SAVEPOINT = "release savepoint dragonfly_job"
-ROLLBACK_TO_SAVEPOINT = "rollback to savepoint dragonfly_job"
+# One savepoint per job, taken when its handler first asks for the connection, with the
+# job's tenant set for exactly that job: dragonfly.acting_tenant, which narrows
+# tenancy.caller_tenants() (and so every RPC and reader the handler calls) to that tenant.
+# SET LOCAL inside the savepoint, and cleared in the same round trip that releases or rolls
+# back the savepoint: a released savepoint's SET LOCAL would last to the end of the batch's
+# transaction, into the next job.
+SAVEPOINT_SQL = "savepoint dragonfly_job; set local dragonfly.acting_tenant = '{tenant}'"
+RELEASE_SAVEPOINT = "release savepoint dragonfly_job; set local dragonfly.acting_tenant = ''"
+ROLLBACK_TO_SAVEPOINT = (
+    "rollback to savepoint dragonfly_job; release savepoint dragonfly_job;"
+    " set local dragonfly.acting_tenant = ''"
+)
+# The outside phase runs in autocommit: the tenant is set for the session around each job's
+# fetch, and cleared after the phase.
+SET_ACTING_TENANT = "select set_config('dragonfly.acting_tenant', %s, false)"
 
 # The kind's policy rows and the field names of its payload shape (null: no shape); the
 # worker login may read both tables (20261202170000_job_kind_policy.sql).
@@ -59,6 +71,26 @@ SET_IDLE_IN_TRANSACTION_TIMEOUT = (
     "select set_config('idle_in_transaction_session_timeout', %s, false)"
 )
 SET_CLIENT_CHECK_INTERVAL = "select set_config('client_connection_check_interval', %s, false)"
+
+
+def tenant_setting(tenant: UUID | None) -> str:
+    """The value of ``dragonfly.acting_tenant`` for a job acting in ``tenant`` ('' for none)."""
+    if tenant is None:
+        return ""
+    if not isinstance(tenant, UUID):  # the statement below formats it: only a real UUID
+        raise TypeError(f"tenant must be a UUID, not {type(tenant).__name__}")
+    return str(tenant)
+
+
+def savepoint(tenant: UUID | None) -> str:
+    """The statements that open a job's savepoint acting in ``tenant`` (one round trip:
+    no parameters, so psycopg sends them as one simple query)."""
+    return SAVEPOINT_SQL.format(tenant=tenant_setting(tenant))
+
+
+def set_acting_tenant(conn: Conn, tenant: UUID | None) -> None:
+    """Act in ``tenant`` (None: no narrowing) for the session, outside any transaction."""
+    conn.execute(SET_ACTING_TENANT, (tenant_setting(tenant),))
 
 
 def read(conn: Conn, queue: str, vt: int, qty: int) -> list[Delivery]:

@@ -18,7 +18,8 @@ QUEUE_JOB = "select public.queue_job(%(envelope)s::jsonb)"
 
 
 class QueueSink:
-    """Calls ``public.queue_job`` with the rule's job kind and payload plus ``case_id``."""
+    """Calls ``public.queue_job`` with the rule's job kind and payload plus ``case_id``, in
+    the case's tenant."""
 
     name: SinkName = "queue"
     uses_connection = True
@@ -29,12 +30,15 @@ class QueueSink:
             raise DeliveryError("queue: the rule names no job_kind", permanent=True)
         extra = delivery.target.get("job_payload") or {}
         payload = {**extra, "case_id": str(delivery.case_id)}
-        envelope = {
+        envelope: dict[str, Any] = {
             "kind": kind,
             "idempotency_key": delivery.idempotency_key,
             "payload": payload,
             "requested_by": f"alert:{delivery.rule}",
         }
+        # The job names its case's tenant (queue_job() checks it is the case's).
+        if delivery.context.tenant_id is not None:
+            envelope["tenant"] = str(delivery.context.tenant_id)
         try:
             conn.execute(QUEUE_JOB, {"envelope": json.dumps(envelope)})
         except psycopg.errors.InvalidParameterValue as exc:
