@@ -187,7 +187,8 @@ class Console:
         async def endpoint(request: Request) -> Response:
             ident = self.identity(request)
             if ident is None:
-                target = "/sign-in?" + urlencode({"next": request.url.path})
+                wanted = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+                target = "/sign-in?" + urlencode({"next": wanted})
                 if request.headers.get("hx-request"):
                     return Response(status_code=401, headers={"HX-Redirect": target})
                 return RedirectResponse(target, status_code=303)
