@@ -64,12 +64,21 @@ alter table dragonfly.console_audit enable row level security;
 revoke all on dragonfly.console_audit from public;
 grant select on dragonfly.console_audit to service_role;
 
--- What dead letters are searched by: the tenant and the case their job names.
-create index dead_letters_tenant_idx on dragonfly.dead_letters
-    (dragonfly.uuid_or_null(message -> 'tenant'), dead_at);
-create index dead_letters_case_idx on dragonfly.dead_letters
-    (dragonfly.uuid_or_null(message -> 'payload' -> 'case_id'))
-    where message -> 'payload' ? 'case_id';
+-- What dead letters are searched and filtered by: the tenant and the case their job names,
+-- kept as columns (generated from the message, so every writer fills them alike) because
+-- extracting them per row at read time cost a function call per dead letter on every page.
+alter table dragonfly.dead_letters
+    add column tenant uuid generated always as (dragonfly.uuid_or_null(message -> 'tenant')) stored,
+    add column case_id uuid
+        generated always as (dragonfly.uuid_or_null(message -> 'payload' -> 'case_id')) stored;
+
+comment on column dragonfly.dead_letters.tenant is
+    'The envelope''s tenant when it is a uuid (null: the job names none, or only a stand-in was kept).';
+comment on column dragonfly.dead_letters.case_id is
+    'The job payload''s case_id when it is a uuid.';
+
+create index dead_letters_tenant_idx on dragonfly.dead_letters (tenant, dead_at);
+create index dead_letters_case_id_idx on dragonfly.dead_letters (case_id) where case_id is not null;
 
 -- ---------------------------------------------------------------------------------------
 -- Who is asking
@@ -213,28 +222,28 @@ begin
     end if;
     return query
         with visible as (
-            select d.*, dragonfly.uuid_or_null(d.message -> 'tenant') as job_tenant
+            -- Only the listed columns: the window's count materializes every match, and the
+            -- message and traceback are wide.
+            select d.id, d.queue, d.msg_id, d.kind, d.idempotency_key, d.tenant, d.case_id,
+                   d.attempts, d.reason, d.last_error, d.enqueued_at, d.dead_at, d.status,
+                   d.resolved_at, d.resolved_by, d.replay_msg_id, d.truncated_from_bytes
               from dragonfly.dead_letters as d
              where (p_queue is null or d.queue = p_queue)
                and (p_kind is null or d.kind = p_kind)
                and (v_pattern is null or d.last_error ilike v_pattern)
-               and (p_case is null
-                    or (d.message -> 'payload' ? 'case_id'
-                        and dragonfly.uuid_or_null(d.message -> 'payload' -> 'case_id') = p_case))
+               and (p_case is null or d.case_id = p_case)
                and (p_since is null or d.dead_at >= p_since)
                and (p_until is null or d.dead_at < p_until)
                and (p_status is null or d.status = p_status)
                and (p_ids is null or d.id = any (p_ids))
+               and (v_me.global or d.tenant = any (v_me.read_tenants))
         )
-        select v.id, v.queue, v.msg_id, v.kind, v.idempotency_key, v.job_tenant,
-               dragonfly.uuid_or_null(v.message -> 'payload' -> 'case_id'),
+        select v.id, v.queue, v.msg_id, v.kind, v.idempotency_key, v.tenant, v.case_id,
                v.attempts, v.reason, v.last_error, v.enqueued_at, v.dead_at, v.status,
                v.resolved_at, v.resolved_by, v.replay_msg_id, v.truncated_from_bytes,
-               v_me.global or v.job_tenant = any (v_me.write_tenants),
+               v_me.global or v.tenant = any (v_me.write_tenants),
                pg_catalog.count(*) over ()
           from visible as v
-         where case when v.job_tenant is null then v_me.global
-                    else v_me.global or v.job_tenant = any (v_me.read_tenants) end
          order by v.dead_at desc, v.id desc
          limit p_limit offset p_offset;
 end
@@ -281,20 +290,17 @@ declare
 begin
     select * into v_me from console.whoami();
     return query
-        select d.id, d.queue, d.msg_id, d.kind, d.idempotency_key, t.tenant,
-               dragonfly.uuid_or_null(d.message -> 'payload' -> 'case_id'),
+        select d.id, d.queue, d.msg_id, d.kind, d.idempotency_key, d.tenant, d.case_id,
                d.message, d.headers, d.attempts, d.reason, d.last_error, d.traceback,
                d.enqueued_at, d.dead_at, d.status, d.resolved_at, d.resolved_by, d.replay_msg_id,
                d.truncated_from_bytes,
-               v_me.global or t.tenant = any (v_me.write_tenants),
+               v_me.global or d.tenant = any (v_me.write_tenants),
                (select c.completed_at from dragonfly.completed_jobs as c
                  where c.kind = d.kind and c.idempotency_key = d.idempotency_key
                    and c.msg_id = d.replay_msg_id)
           from dragonfly.dead_letters as d
-         cross join lateral (select dragonfly.uuid_or_null(d.message -> 'tenant') as tenant) as t
          where d.id = p_id
-           and case when t.tenant is null then v_me.global
-                    else v_me.global or t.tenant = any (v_me.read_tenants) end;
+           and (v_me.global or d.tenant = any (v_me.read_tenants));
 end
 $$;
 
@@ -353,9 +359,7 @@ begin
         select * into v_dead
           from dragonfly.dead_letters as d
          where d.id = v_id
-           and case when dragonfly.uuid_or_null(d.message -> 'tenant') is null then v_me.global
-                    else v_me.global
-                         or dragonfly.uuid_or_null(d.message -> 'tenant') = any (v_me.read_tenants) end
+           and (v_me.global or d.tenant = any (v_me.read_tenants))
            for update;
         if not found then
             outcome := 'not_found';
@@ -366,7 +370,7 @@ begin
             return next;
             continue;
         end if;
-        v_tenant := dragonfly.uuid_or_null(v_dead.message -> 'tenant');
+        v_tenant := v_dead.tenant;
         if not (v_me.global or v_tenant = any (v_me.write_tenants)) then
             outcome := 'read_only';
             detail := pg_catalog.format('dead letter %s: you may only read this tenant''s dead letters', v_id);
@@ -409,7 +413,7 @@ begin
             (actor, actor_sub, action, dry_run, batch, target_id, queue, kind, tenant, case_id,
              outcome, detail, replay_msg_id, selection)
         values (v_who.actor, v_who.actor_sub, p_action, p_dry_run, v_batch, v_id, v_dead.queue,
-                v_dead.kind, v_tenant, dragonfly.uuid_or_null(v_dead.message -> 'payload' -> 'case_id'),
+                v_dead.kind, v_tenant, v_dead.case_id,
                 outcome, detail, replay_msg_id, p_selection);
         return next;
     end loop;
@@ -533,7 +537,7 @@ begin
                case when v_me.global then s.dead_letters
                     else (select pg_catalog.count(*) from dragonfly.dead_letters as d
                            where d.queue = s.queue and d.status = 'dead'
-                             and dragonfly.uuid_or_null(d.message -> 'tenant') = any (v_me.read_tenants))
+                             and d.tenant = any (v_me.read_tenants))
                end
           from dragonfly.queue_stats() as s;
 end
@@ -542,7 +546,7 @@ $$;
 comment on function console.queue_overview() is
     'dragonfly.queue_stats() per queue (fleet-wide), with the open dead letters the caller reaches.';
 
-create function console.queue_history(p_since timestamptz)
+create function console.queue_history(p_since timestamptz, p_bucket interval default '1 minute')
 returns table (
     queue text,
     sampled_at timestamptz,
@@ -553,20 +557,29 @@ returns table (
     done bigint,
     dead_lettered bigint
 )
-language sql
+language plpgsql
 stable
 security definer
 set search_path = ''
 as $$
-    select s.queue, s.sampled_at, s.depth, s.in_flight, s.deferred, s.oldest_age_sec, s.done,
-           s.dead_lettered
-      from dragonfly.queue_samples as s
-     where s.sampled_at >= p_since
-     order by s.queue, s.sampled_at
+begin
+    if p_bucket is null or p_bucket < interval '1 minute' or p_bucket > interval '1 day' then
+        raise exception using errcode = '22023', message = 'queue_history: bucket must be 1 minute to 1 day';
+    end if;
+    return query
+        select s.queue, pg_catalog.date_bin(p_bucket, s.sampled_at, '2000-01-01 00:00:00+00'::timestamptz),
+               max(s.depth), max(s.in_flight), max(s.deferred), max(s.oldest_age_sec),
+               sum(s.done)::bigint, sum(s.dead_lettered)::bigint
+          from dragonfly.queue_samples as s
+         where s.sampled_at >= p_since
+         group by 1, 2
+         order by 1, 2;
+end
 $$;
 
-comment on function console.queue_history(timestamptz) is
-    'The per-minute queue samples since p_since (fleet-wide), by queue and time.';
+comment on function console.queue_history(timestamptz, interval) is
+    'The queue samples since p_since (fleet-wide) in buckets of p_bucket: the largest depth, in '
+    'flight, deferred and oldest age of each bucket, and the jobs done and dead-lettered in it.';
 
 create function console.fleet_processes()
 returns table (
@@ -813,8 +826,7 @@ begin
         select 'dead_letter', d.queue, d.kind, d.idempotency_key, d.msg_id, d.dead_at, d.status,
                d.attempts, d.last_error, d.id
           from dragonfly.dead_letters as d
-         where d.message -> 'payload' ? 'case_id'
-           and dragonfly.uuid_or_null(d.message -> 'payload' -> 'case_id') = p_case;
+         where d.case_id = p_case;
     for v_queue in select k.kind from dragonfly.job_kinds as k order by k.kind loop
         return query execute pg_catalog.format(
             $q$
@@ -880,7 +892,7 @@ grant execute on function
     console.purge_dead_letters(bigint[], boolean, text, jsonb),
     console.audit_log(integer, text),
     console.queue_overview(),
-    console.queue_history(timestamptz),
+    console.queue_history(timestamptz, interval),
     console.fleet_processes(),
     console.find_alert_deliveries(text, uuid, integer),
     console.alert_delivery_counts(),

@@ -306,10 +306,9 @@ class Console:
         with self.db.session(ident) as conn:
             me = self.whoami(conn)
             stats = rows(conn, "select * from console.queue_overview()")
+            span, bucket = WINDOWS[window]
             samples = rows(
-                conn,
-                "select * from console.queue_history(%s)",
-                (now - WINDOWS[window][0],),
+                conn, "select * from console.queue_history(%s, %s)", (now - span, bucket)
             )
         charts = history_charts(samples, [s["queue"] for s in stats], now=now, window=window)
         context = {"stats": stats, "charts": charts, "window": window, "nav": "queues"}
