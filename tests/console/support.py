@@ -115,7 +115,7 @@ class ConsoleProcess:
             **{
                 k: v for k, v in os.environ.items() if not k.startswith(("DRAGONFLY_", "SUPABASE_"))
             },
-            "DATABASE_URL": database_url,
+            **({"DATABASE_URL": database_url} if database_url else {}),
             "DRAGONFLY_CONSOLE_PORT": str(port),
             "DRAGONFLY_METRICS_PORT": "0",
             "DRAGONFLY_LOG_FORMAT": "json",

@@ -17,8 +17,8 @@ from typing import Any
 from workers.cli.common import CommandError, settings_and_url
 from workers.console.app import ConsoleConfig, build_app, new_session_secret
 from workers.console.auth import TokenVerifier
-from workers.console.db import ConsoleDatabase
-from workers.db.connect import redact
+from workers.console.db import HAS_CONSOLE, ConsoleDatabase
+from workers.db.connect import connect, redact
 from workers.log import configure_logging, get_logger
 from workers.observability import process as observability
 from workers.redact import register_secrets
@@ -90,18 +90,16 @@ def cmd_console(args: argparse.Namespace) -> int:
     configure_logging(settings, process="console")
     register_secrets([admin_token])
     log = get_logger("workers.console")
+    # One connection first: a database that cannot be reached is one clear line (exit 2),
+    # not the pool's wait.
+    with connect(url, connect_timeout=settings.connect_timeout, autocommit=True) as conn:
+        row = conn.execute(HAS_CONSOLE).fetchone()
+    if not row or not row[0]:
+        raise CommandError("the database has no console schema; run `dragonfly db migrate` first")
     sock = _bind(host, port)
     database = ConsoleDatabase(url, connect_timeout=settings.connect_timeout)
     try:
         database.open()
-    except Exception as exc:  # noqa: BLE001 - psycopg_pool raises PoolTimeout and others
-        sock.close()
-        raise CommandError(f"cannot connect to the database: {exc}") from None
-    try:
-        if not database.migrated():
-            raise CommandError(
-                "the database has no console schema; run `dragonfly db migrate` first"
-            )
         session_secret = (
             settings.console_session_secret.get_secret_value()
             if settings.console_session_secret
