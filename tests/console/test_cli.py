@@ -25,7 +25,8 @@ def one_line(result: object, code: int, pattern: str) -> None:
 
 
 def test_a_bad_port_is_refused() -> None:
-    one_line(run_cli("console", "--port", "0"), 2, r"^dragonfly: --port must be 1 to 65535")
+    one_line(run_cli("console", "--port", "0"), 2, r"--port: expected a positive whole number")
+    one_line(run_cli("console", "--port", "70000"), 2, r"^dragonfly: --port must be 1 to 65535")
     one_line(
         run_cli("console", env={"DRAGONFLY_CONSOLE_PORT": "x"}),
         2,
@@ -109,3 +110,37 @@ def test_on_the_embedded_default_it_prints_an_admin_token_once_that_signs_in(
         stopped = run_cli("db", "stop", "--force", env=env, timeout=120)
         assert stopped.returncode == 0, stopped.stderr
     assert console.output().count(printed[0]) == 1  # printed once, never logged
+
+
+@pytest.mark.slow
+def test_sigterm_stops_it_cleanly_and_its_heartbeat_row_goes(
+    fresh_db_url: str, console_login: None, tmp_path: Path
+) -> None:
+    import psycopg
+
+    from tests.fleet.helpers import wait_for
+
+    console = ConsoleProcess(
+        console_url(fresh_db_url),
+        tmp_path,
+        free_ports(1),
+        {"DRAGONFLY_CONSOLE_ADMIN_TOKEN": ADMIN_TOKEN},
+    )
+    try:
+        console.wait_started()
+        with psycopg.connect(fresh_db_url, autocommit=True) as conn:
+
+            def beating() -> object:
+                return conn.execute(
+                    "select ready from dragonfly.fleet_processes where process = 'console'"
+                    " and pid = %s",
+                    (console.proc.pid,),
+                ).fetchone()
+
+            wait_for(lambda: beating() == (True,), timeout=20, what="the console's ready heartbeat")
+            console.proc.terminate()
+            assert console.proc.wait(20) == 0, console.output()
+            assert beating() is None
+    finally:
+        console.close()
+    assert "shutdown_requested" in console.output()

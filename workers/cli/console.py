@@ -12,8 +12,11 @@ import argparse
 import secrets
 import socket
 import sys
+import threading
+import time
 from typing import Any
 
+from workers.cli.argtypes import positive_int
 from workers.cli.common import CommandError, settings_and_url
 from workers.console.app import ConsoleConfig, build_app, new_session_secret
 from workers.console.auth import TokenVerifier
@@ -22,6 +25,7 @@ from workers.db.connect import connect, redact
 from workers.log import configure_logging, get_logger
 from workers.observability import process as observability
 from workers.redact import register_secrets
+from workers.runtime.shutdown import SignalStop
 from workers.settings import ConfigError
 
 
@@ -35,7 +39,7 @@ def register(subparsers: Any) -> None:
         " default when unset).",
     )
     p.add_argument("--host", help="address to bind (default DRAGONFLY_CONSOLE_HOST, 127.0.0.1)")
-    p.add_argument("--port", type=int, help="port (default DRAGONFLY_CONSOLE_PORT, 8700)")
+    p.add_argument("--port", type=positive_int, help="port (default DRAGONFLY_CONSOLE_PORT, 8700)")
     p.set_defaults(func=cmd_console)
 
 
@@ -64,7 +68,7 @@ def cmd_console(args: argparse.Namespace) -> int:
     settings, url = settings_and_url()
     host = args.host or settings.console_host
     port = settings.console_port if args.port is None else args.port
-    if not 1 <= port <= 65535:
+    if port > 65535:
         raise CommandError(f"--port must be 1 to 65535, got {port}", exit_code=2)
     admin_token = (
         settings.console_admin_token.get_secret_value() if settings.console_admin_token else None
@@ -88,6 +92,8 @@ def cmd_console(args: argparse.Namespace) -> int:
             " DRAGONFLY_CONSOLE_JWKS_URL or DRAGONFLY_CONSOLE_ADMIN_TOKEN"
         )
     configure_logging(settings, process="console")
+    stop = SignalStop()
+    stop.install()
     register_secrets([admin_token])
     log = get_logger("workers.console")
     # One connection first: a database that cannot be reached is one clear line (exit 2),
@@ -134,8 +140,20 @@ def cmd_console(args: argparse.Namespace) -> int:
                     timeout_graceful_shutdown=10,
                 )
             )
+            # uvicorn serves from a thread of its own, so it neither takes the signals nor
+            # re-raises them at its end: the first SIGTERM/SIGINT here stops it gracefully
+            # and the heartbeat row and pool are cleaned up below; a second exits at once.
+            thread = threading.Thread(
+                target=server.run, kwargs={"sockets": [sock]}, name="uvicorn", daemon=True
+            )
+            thread.start()
             obs.readiness.set_ready(True)
-            server.run(sockets=[sock])
+            while thread.is_alive() and stop.wait(time.monotonic() + 0.5) is None:
+                pass
+            if stop.requested:
+                log.info("shutdown_requested", signal=stop.requested)
+            server.should_exit = True
+            thread.join(15)
         finally:
             obs.close()
     finally:

@@ -10,6 +10,7 @@ costs one query.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -82,7 +83,9 @@ class DatabaseProbe:
                 autocommit=True,
                 connect_timeout=self._connect_timeout,
                 options=f"-c statement_timeout={self._statement_timeout_ms}",
-                application_name="dragonfly-probe",
+                # The process's own label (dragonfly-worker:enrich, ...): `dragonfly db
+                # stop` names who holds the server, and this connection is that process's.
+                application_name=os.environ.get("PGAPPNAME") or "dragonfly-probe",
             )
         return self._conn
 
