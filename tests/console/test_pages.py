@@ -370,3 +370,42 @@ def _status(setup: dict[str, Any], dead_letter_id: int) -> str:
         ).fetchone()
     assert row is not None
     return str(row[0])
+
+
+def test_an_operator_retries_a_dead_alert_of_their_tenant_from_the_alerts_page(
+    setup: dict[str, Any],
+) -> None:
+    case = _case(setup, setup["a"])
+    with psycopg.connect(setup["url"], autocommit=True) as conn:
+        row = conn.execute(
+            "insert into dragonfly.alert_deliveries (event_id, case_id, event_kind,"
+            " event_created_at, rule, sink, context, status, attempts, dead_at, last_error)"
+            " values (gen_random_uuid(), %s, 'payment_received', now(), 'payment_received',"
+            " 'slack', '{}', 'dead', 8, now(), 'HTTP 404') returning id",
+            (case,),
+        ).fetchone()
+    assert row is not None
+    delivery = int(row[0])
+    viewer, viewer_csrf = signed_in(setup, token_for(setup["viewer_a"]))
+    page = viewer.get("/alerts?status=dead").text
+    assert f'data-id="{delivery}"' in page
+    assert 'id="retry"' not in page  # viewers get no retry button
+    refused = viewer.post("/alerts/retry", data={"csrf": viewer_csrf, "ids": str(delivery)})
+    assert "read_only" in refused.text
+    other, other_csrf = signed_in(setup, token_for(setup["op_b"]))
+    assert f'data-id="{delivery}"' not in other.get("/alerts").text
+    assert (
+        "not_found"
+        in other.post("/alerts/retry", data={"csrf": other_csrf, "ids": str(delivery)}).text
+    )
+    c, csrf = signed_in(setup, token_for(setup["op_a"]))
+    assert 'id="retry"' in c.get("/alerts?status=dead").text
+    answer = c.post("/alerts/retry", data={"csrf": csrf, "ids": str(delivery)})
+    assert answer.status_code == 200
+    assert "retried" in answer.text
+    with psycopg.connect(setup["url"], autocommit=True) as conn:
+        status = conn.execute(
+            "select status from dragonfly.alert_deliveries where id = %s", (delivery,)
+        ).fetchone()
+    assert status == ("pending",)
+    assert "retry_alert" in c.get("/audit?action=retry_alert").text
