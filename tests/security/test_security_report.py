@@ -98,7 +98,15 @@ def test_the_public_roles_may_execute_exactly_the_spec_rpcs_and_write_nothing(
     # A signed-in user also reads the enforcement tables and views, narrowed to the tenants
     # it is a member of by the policies, which call the tenancy helpers.
     signed_in = role(data, "authenticated")
-    assert {f["schema"] for f in signed_in["functions"]} == {"public", "auth", "tenancy"}
+    # ... and the on-call console's functions (schema console, not exposed by PostgREST),
+    # which the console calls as the signed-in user; each keeps to the caller's tenants.
+    assert {f["schema"] for f in signed_in["functions"]} == {
+        "public",
+        "auth",
+        "tenancy",
+        "console",
+    }
+    assert all(f["definer"] for f in signed_in["functions"] if f["schema"] == "console")
     readable = {r["name"] for r in signed_in["relations"]}
     assert set(lookups) | {"enforcement_cases", "plaintiffs", "v_priority_pipeline"} <= readable
     # The fleet's and the service's own surface is there too.
