@@ -191,6 +191,12 @@ class Settings(BaseSettings):
         ge=0,
         description="Days delivered/dead alert deliveries are kept; 0 keeps them forever.",
     )
+    retention_queue_history_days: int = Field(
+        default=7,
+        ge=0,
+        description="Days of per-minute queue history (the console's charts) kept; 0 keeps it"
+        " forever.",
+    )
     retention_batch_size: int = Field(
         default=5000, ge=1, le=1_000_000, description="Rows deleted per retention transaction."
     )
@@ -204,6 +210,54 @@ class Settings(BaseSettings):
         default=30.0, gt=0, le=3600, description="Longest wait before restarting a crashed child."
     )
     # --- end fleet ---
+
+    # --- console ---
+    # `dragonfly console`, the on-call web console (docs/console.md).
+    console_host: str = Field(
+        default="127.0.0.1", description="Address `dragonfly console` binds to."
+    )
+    console_port: int = Field(
+        default=8700, ge=1, le=65535, description="Port of `dragonfly console`."
+    )
+    console_admin_token: SecretStr | None = Field(
+        default=None,
+        description="Static admin token for the console (sees every tenant); unset on the"
+        " embedded default: one is generated at start and printed once.",
+    )
+    console_jwt_secret: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("DRAGONFLY_CONSOLE_JWT_SECRET", "SUPABASE_JWT_SECRET"),
+        description="The Supabase project's JWT secret (HS256); SUPABASE_JWT_SECRET is read too."
+        " Operators then sign in with their access token.",
+    )
+    console_jwks_url: str | None = Field(
+        default=None,
+        description="JWKS URL of the Supabase project (asymmetric signing keys), e.g."
+        " https://<ref>.supabase.co/auth/v1/.well-known/jwks.json.",
+    )
+    console_jwt_audience: str = Field(
+        default="authenticated", description="The aud claim console access tokens must carry."
+    )
+    console_session_secret: SecretStr | None = Field(
+        default=None,
+        description="Key that signs console session cookies; unset: a random key per process"
+        " (sessions end when it restarts).",
+    )
+    console_session_hours: float = Field(
+        default=12.0, gt=0, le=720, description="Hours a console session lasts at most."
+    )
+
+    @field_validator("console_jwks_url")
+    @classmethod
+    def _check_jwks_url(cls, value: str | None) -> str | None:
+        if value is None or value.strip() == "":
+            return None
+        scheme = urlsplit(value).scheme
+        if scheme not in ("http", "https"):
+            raise ValueError(f"scheme must be http:// or https://, got {scheme or 'none'}")
+        return value
+
+    # --- end console ---
 
     # --- alerts ---
     # The alert listener (docs/alerts.md). A sink left unconfigured is not an error: its

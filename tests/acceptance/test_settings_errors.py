@@ -31,6 +31,7 @@ JSON_SETTINGS = sorted(
 COMMANDS: dict[str, list[str]] = {
     "alerts": ["alerts", "list"],
     "config": ["config", "show"],
+    "console": ["console"],
     "db": ["db", "status"],
     "demo": ["demo", "--no-fleet"],
     "dlq": ["dlq", "list"],

@@ -11,10 +11,12 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.fleet.helpers import wait_for
-from tests.harness import url_with_db
+from tests.harness import url_with_db, worker_url
+from workers.observability import process as observability
 from workers.observability.http import HealthServer, Readiness, make_app
 from workers.observability.metrics import (
     PrometheusJobMetrics,
@@ -22,6 +24,7 @@ from workers.observability.metrics import (
     new_registry,
 )
 from workers.observability.probe import DatabaseProbe
+from workers.settings import Settings
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -114,7 +117,7 @@ def test_metrics_serve_job_counters_histogram_and_queue_gauges(
     assert got[("process_resident_memory_bytes", ())] > 0
 
 
-RULES = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "dragonfly.rules.yml"
+RULES = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "alerts.yml"
 
 
 def test_open_dead_letters_show_in_the_gauge_and_page_past_the_threshold(
@@ -235,3 +238,42 @@ def test_readyz_reports_an_unreachable_server(fresh_db_url: str) -> None:
         assert "127.0.0.1" in response.json()["checks"]["database"]
     finally:
         server.close()
+
+
+def test_a_process_beats_its_heartbeat_and_metrics_count_ready_processes_per_kind(
+    fresh_db_url: str,
+) -> None:
+    obs = observability.start(
+        Settings(metrics_port=0), process="worker:enrich", database_url=worker_url(fresh_db_url)
+    )
+    try:
+        with psycopg.connect(fresh_db_url, autocommit=True) as conn:
+
+            def heartbeat() -> Any:
+                return conn.execute(
+                    "select process, ready, reason from dragonfly.fleet_processes where pid = %s",
+                    (os.getpid(),),
+                ).fetchone()
+
+            assert wait_for(heartbeat, timeout=10) == ("worker:enrich", False, "starting")
+            obs.readiness.set_ready(True)
+            assert obs.heartbeat is not None
+            obs.heartbeat.beat_now()
+            wait_for(lambda: heartbeat()[1], timeout=10, what="the ready heartbeat")
+            got = samples(generate_latest(obs.registry).decode())
+            assert got[("dragonfly_fleet_processes_ready", (("process", "worker:enrich"),))] == 1
+            assert got[("dragonfly_fleet_processes_up", (("process", "worker:outreach"),))] == 0
+            assert got[("dragonfly_database_deadlocks_total", ())] >= 0
+            assert ("dragonfly_alert_listener_cursor_age_seconds", ()) in got
+            # Losing the database (not stopping) counts as a database error.
+            obs.readiness.set_ready(False, "database unavailable: connection refused")
+            obs.readiness.set_ready(True)
+            got = samples(generate_latest(obs.registry).decode())
+            assert got[("dragonfly_database_unavailable_total", ())] == 1
+    finally:
+        obs.close()
+    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
+        gone = conn.execute(
+            "select count(*) from dragonfly.fleet_processes where pid = %s", (os.getpid(),)
+        ).fetchone()
+    assert gone == (0,)  # a clean stop removes the row

@@ -23,7 +23,7 @@ from workers.job_kinds import KINDS
 def test_the_repository_procfile_is_the_built_in_default() -> None:
     assert checkout_procfile().read_text(encoding="utf-8") == DEFAULT_PROCFILE
     names = [t.name for t in parse(DEFAULT_PROCFILE)]
-    assert names == [*KINDS, "scheduler", "listener"]
+    assert names == [*KINDS, "scheduler", "listener", "console"]
 
 
 def test_parse_skips_comments_and_blank_lines() -> None:
@@ -94,7 +94,10 @@ def test_plan_gives_each_child_its_own_metrics_port_and_skips_unavailable_lines(
         ("scheduler.2", "9404"),
     ]
     assert all(s.env["DATABASE_URL"] == "postgresql://db/x" for s in specs)
-    assert skipped == ["listener: command not available here: dragonfly listen"]
+    assert skipped == [
+        "listener: command not available here: dragonfly listen",
+        "console: command not available here: dragonfly console",
+    ]
 
     only, _ = plan_children(
         types,

@@ -141,6 +141,7 @@ def test_retention_prunes_old_rows_in_batches_and_keeps_the_rest(conn: Conn) -> 
     assert result.status == "ok"
     assert result.detail == {
         "enqueue_rate_windows": 0,
+        "fleet_processes": 0,
         "completed_jobs": 5,
         "archives": {"case_copilot": 0, "enforce": 0, "enrich": 3, "outreach": 1},
         "dead_letters": 2,
@@ -263,7 +264,7 @@ def test_retention_prunes_dedupe_records_past_their_days_and_rate_windows_every_
         batch_size=2,
     )
     result = task.run_once(ctx(conn))
-    assert result.detail == {"enqueue_rate_windows": 2, "enqueued_jobs": 6}
+    assert result.detail == {"enqueue_rate_windows": 2, "fleet_processes": 0, "enqueued_jobs": 6}
     assert dedupe_keys(conn) == UNSETTLED | {"recent"}
     windows = conn.execute("select scope from dragonfly.enqueue_rate_windows order by 1")
     assert [r[0] for r in windows.fetchall()] == ["public:enrich", "public:enrich:c-1"]

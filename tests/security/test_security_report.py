@@ -123,8 +123,15 @@ def test_the_public_roles_may_execute_exactly_the_spec_rpcs_and_write_nothing(
         assert functions(data, public_role, "public") == rpcs
         # Beyond public, only the auth.* helpers every PostgREST role gets and, for a
         # signed-in user, the tenant helpers its policies call (anon meets no such policy).
-        others = {f["signature"] for f in surface["functions"] if f["schema"] != "public"}
+        others = {
+            f["signature"] for f in surface["functions"] if f["schema"] not in ("public", "console")
+        }
         assert others == helpers
+        # The on-call console's functions (schema console, not exposed by PostgREST) run as
+        # their owner for a signed-in user, each keeping to the caller's tenants.
+        console = [f for f in surface["functions"] if f["schema"] == "console"]
+        assert bool(console) == (public_role == "authenticated")
+        assert all(f["definer"] for f in console)
         # The RPCs run as their owner; the one other function is a pure conversion.
         assert {
             f["name"] for f in surface["functions"] if f["schema"] == "public" and not f["definer"]

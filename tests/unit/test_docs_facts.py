@@ -74,3 +74,13 @@ def test_the_embedded_server_version_stated_is_the_one_bundled() -> None:
         text = " ".join(path.read_text(encoding="utf-8").split())
         for stated in re.findall(r"embedded PostgreSQL (\d+)", text):
             assert stated == major, path
+
+
+def test_the_consoles_settings_table_is_generated() -> None:
+    text = (REPO / "docs" / "console.md").read_text(encoding="utf-8")
+    start = text.index("<!-- console-settings:start -->") + len("<!-- console-settings:start -->")
+    end = text.index("<!-- console-settings:end -->")
+    expected = settings_table(("console_",))
+    assert text[start:end].strip() == expected, (
+        "docs/console.md's settings table is stale; it should read:\n" + expected
+    )

@@ -21,9 +21,10 @@ DEFAULT_PROCFILE = (
     "# (scale with `dragonfly up --scale enrich=2`). Lines whose command this\n"
     "# installation does not have are skipped with a warning.\n"
     + "".join(f"{kind}: dragonfly worker {kind}\n" for kind in KINDS)
-    + "scheduler: dragonfly scheduler\nlistener: dragonfly listen\n"
+    + "scheduler: dragonfly scheduler\nlistener: dragonfly listen\nconsole: dragonfly console\n"
 )
-"""One worker per shipped kind (:data:`workers.job_kinds.KINDS`), the scheduler, the listener."""
+"""One worker per shipped kind (:data:`workers.job_kinds.KINDS`), the scheduler, the listener,
+the console."""
 
 _LINE = re.compile(r"^(?P<name>[a-z0-9][a-z0-9_-]*)\s*:\s*(?P<command>\S.*)$")
 

@@ -28,17 +28,26 @@ from prometheus_client import CollectorRegistry, make_wsgi_app
 
 
 class Readiness:
-    """The process's own readiness: set by the runtime, read by ``/readyz``."""
+    """The process's own readiness: set by the runtime, read by ``/readyz`` and the heartbeat.
 
-    def __init__(self) -> None:
+    ``on_lost(reason)`` is called each time a ready process stops being ready for a reason
+    other than stopping (the database went away): the metric of database errors counts it.
+    """
+
+    def __init__(self, on_lost: Callable[[str], None] | None = None) -> None:
         self._lock = threading.Lock()
         self._ready = False
         self._reason = "starting"
+        self._on_lost = on_lost
 
     def set_ready(self, ready: bool, reason: str = "") -> None:
         with self._lock:
+            lost = self._ready and not ready
             self._ready = ready
             self._reason = "" if ready else (reason or "not ready")
+            shown = self._reason
+        if lost and self._on_lost is not None and shown != "stopping":
+            self._on_lost(shown)
 
     @property
     def ready(self) -> bool:

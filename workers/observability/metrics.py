@@ -26,7 +26,7 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
-from workers.observability.probe import ProbeError
+from workers.observability.probe import FleetHealth, ProbeError
 from workers.ops.queues import QueueStats
 
 # Handler durations: from a no-op (sub-millisecond) to a slow vendor call.
@@ -180,6 +180,72 @@ class QueueStatsCollector(Collector):
             sent.add_metric([s.queue], s.total_messages)
         yield from gauges.values()
         yield sent
+
+
+class FleetHealthCollector(Collector):
+    """The fleet as its heartbeats and the database tell it, read at scrape time.
+
+    ``dragonfly_fleet_processes_up`` / ``_ready`` per process type (every worker kind, 0 when
+    none runs), ``dragonfly_database_deadlocks_total`` (pg_stat_database) and
+    ``dragonfly_alert_listener_cursor_age_seconds``. Every process reports the same numbers;
+    the rules take ``max`` over them. Nothing is reported when the database cannot be read
+    (``dragonfly_queue_stats_up`` says so).
+    """
+
+    def __init__(self, source: Callable[[], FleetHealth]) -> None:
+        self._source = source
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            health = self._source()
+        except ProbeError:
+            return
+        up = GaugeMetricFamily(
+            "dragonfly_fleet_processes_up",
+            "Fleet processes of the type whose heartbeat is fresh (30 s).",
+            labels=["process"],
+        )
+        ready = GaugeMetricFamily(
+            "dragonfly_fleet_processes_ready",
+            "Fleet processes of the type that are up and ready.",
+            labels=["process"],
+        )
+        for process, n_up, n_ready in health.processes:
+            up.add_metric([process], n_up)
+            ready.add_metric([process], n_ready)
+        yield up
+        yield ready
+        if health.deadlocks is not None:
+            deadlocks = CounterMetricFamily(
+                "dragonfly_database_deadlocks",
+                "Deadlocks PostgreSQL detected in the fleet's database (pg_stat_database).",
+            )
+            deadlocks.add_metric([], health.deadlocks)
+            yield deadlocks
+        if health.listener_cursor_age_sec is not None:
+            cursor = GaugeMetricFamily(
+                "dragonfly_alert_listener_cursor_age_seconds",
+                "How far the alert listener's catch-up cursor trails the clock.",
+            )
+            cursor.add_metric([], health.listener_cursor_age_sec)
+            yield cursor
+
+
+class DatabaseErrorMetrics:
+    """``dragonfly_database_unavailable_total``: times this process lost its database."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.unavailable = Counter(
+            "dragonfly_database_unavailable",
+            "Times this process stopped being ready because its database failed.",
+            registry=registry,
+        )
+
+    def lost(self, _reason: str) -> None:
+        self.unavailable.inc()
 
 
 class SchedulerMetrics:

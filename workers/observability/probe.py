@@ -10,14 +10,39 @@ costs one query.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import psycopg
 
 from workers.ops.queues import QueueStats, queue_stats
+
+FLEET_READY = "select process, up, ready from dragonfly.fleet_ready_counts()"
+FLEET_HEALTH = "select deadlocks, listener_cursor_age_sec from dragonfly.fleet_health()"
+HEARTBEAT = (
+    "select dragonfly.fleet_heartbeat(%(host)s, %(pid)s, %(process)s, %(started_at)s,"
+    " %(ready)s, %(reason)s)"
+)
+GONE = "select dragonfly.fleet_process_gone(%(host)s, %(pid)s)"
+
+
+@dataclass(frozen=True, slots=True)
+class FleetHealth:
+    """What the fleet's heartbeats and the database say about the fleet as a whole.
+
+    ``processes``: (process type, up, ready) for every worker kind (0 when none) and every
+    other type with a fresh heartbeat; ``deadlocks``: pg_stat_database's counter of this
+    database; ``listener_cursor_age_sec``: how far the alert listener's catch-up cursor trails.
+    """
+
+    processes: list[tuple[str, int, int]]
+    deadlocks: int | None
+    listener_cursor_age_sec: int | None
 
 
 class ProbeError(Exception):
@@ -49,6 +74,7 @@ class DatabaseProbe:
         self._conn: psycopg.Connection[Any] | None = None
         self._ping_cache: tuple[float, str | None] | None = None
         self._stats_cache: tuple[float, list[QueueStats]] | None = None
+        self._fleet_cache: tuple[float, FleetHealth] | None = None
 
     def _connection(self) -> psycopg.Connection[Any]:
         if self._conn is None or self._conn.closed:
@@ -57,7 +83,9 @@ class DatabaseProbe:
                 autocommit=True,
                 connect_timeout=self._connect_timeout,
                 options=f"-c statement_timeout={self._statement_timeout_ms}",
-                application_name="dragonfly-probe",
+                # The process's own label (dragonfly-worker:enrich, ...): `dragonfly db
+                # stop` names who holds the server, and this connection is that process's.
+                application_name=os.environ.get("PGAPPNAME") or "dragonfly-probe",
             )
         return self._conn
 
@@ -96,6 +124,62 @@ class DatabaseProbe:
                 raise ProbeError(_one_line(exc)) from exc
             self._stats_cache = (now, stats)
             return stats
+
+    def fleet_health(self) -> FleetHealth:
+        """Heartbeat counts and database health; raises ProbeError when unreadable."""
+        with self._lock:
+            now = self._clock()
+            if self._fleet_cache and now - self._fleet_cache[0] < self._cache_seconds:
+                return self._fleet_cache[1]
+            try:
+                conn = self._connection()
+                processes = [(str(r[0]), int(r[1]), int(r[2])) for r in conn.execute(FLEET_READY)]
+                row = conn.execute(FLEET_HEALTH).fetchone()
+            except psycopg.Error as exc:
+                self._drop()
+                raise ProbeError(_one_line(exc)) from exc
+            health = FleetHealth(
+                processes,
+                None if row is None or row[0] is None else int(row[0]),
+                None if row is None or row[1] is None else int(row[1]),
+            )
+            self._fleet_cache = (now, health)
+            return health
+
+    def heartbeat(
+        self,
+        *,
+        host: str,
+        pid: int,
+        process: str,
+        started_at: datetime,
+        ready: bool,
+        reason: str | None,
+    ) -> None:
+        """Write this process's heartbeat row; raises ProbeError when it cannot."""
+        params = {
+            "host": host,
+            "pid": pid,
+            "process": process,
+            "started_at": started_at,
+            "ready": ready,
+            "reason": reason or None,
+        }
+        with self._lock:
+            try:
+                self._connection().execute(HEARTBEAT, params)
+            except psycopg.Error as exc:
+                self._drop()
+                raise ProbeError(_one_line(exc)) from exc
+
+    def gone(self, *, host: str, pid: int) -> None:
+        """Remove this process's heartbeat row (a clean stop); raises ProbeError."""
+        with self._lock:
+            try:
+                self._connection().execute(GONE, {"host": host, "pid": pid})
+            except psycopg.Error as exc:
+                self._drop()
+                raise ProbeError(_one_line(exc)) from exc
 
     def close(self) -> None:
         with self._lock:

@@ -27,8 +27,11 @@ from typing import TYPE_CHECKING
 from prometheus_client import CollectorRegistry
 
 from workers.log import get_logger
+from workers.observability.heartbeat import Heartbeat
 from workers.observability.http import HealthServer, Readiness, make_app
 from workers.observability.metrics import (
+    DatabaseErrorMetrics,
+    FleetHealthCollector,
     PrometheusJobMetrics,
     QueueStatsCollector,
     new_registry,
@@ -62,6 +65,7 @@ class ProcessObservability:
     readiness: Readiness
     probe: DatabaseProbe
     server: HealthServer | None
+    heartbeat: Heartbeat | None = None
 
     def consumer_hooks(self) -> tuple[JobMetrics, ReadinessCallback]:
         """``metrics`` and ``on_ready`` for :class:`workers.runtime.consumer.Consumer`."""
@@ -69,6 +73,8 @@ class ProcessObservability:
 
     def close(self) -> None:
         self.readiness.set_ready(False, "stopping")
+        if self.heartbeat is not None:
+            self.heartbeat.stop()
         if self.server is not None:
             self.server.close()
         self.probe.close()
@@ -80,14 +86,18 @@ def start(
     process: str,
     database_url: str,
     port: int | None = None,
+    heartbeats: bool = True,
 ) -> ProcessObservability:
-    """Build the collectors and start the server (``port`` overrides the setting)."""
+    """Build the collectors, start the server (``port`` overrides the setting) and the
+    heartbeat (``dragonfly.fleet_processes``; ``process`` names the row)."""
     log = get_logger("workers.observability")
     registry = new_registry()
     jobs = PrometheusJobMetrics(registry)
     probe = DatabaseProbe(database_url, connect_timeout=min(settings.connect_timeout, 5))
     registry.register(QueueStatsCollector(probe.queue_stats))
-    readiness = Readiness()
+    registry.register(FleetHealthCollector(probe.fleet_health))
+    database_errors = DatabaseErrorMetrics(registry)
+    readiness = Readiness(on_lost=database_errors.lost)
     server: HealthServer | None = None
     bind_port = settings.metrics_port if port is None else port
     if bind_port:
@@ -99,4 +109,5 @@ def start(
             probe.close()
             raise port_in_use(settings.metrics_host, bind_port, exc) from None
         log.info("metrics_server_started", process=process, url=server.url)
-    return ProcessObservability(registry, jobs, readiness, probe, server)
+    heartbeat = Heartbeat(probe, readiness, process).start() if heartbeats else None
+    return ProcessObservability(registry, jobs, readiness, probe, server, heartbeat)

@@ -25,6 +25,8 @@ PRUNE_ARCHIVES = "select queue, deleted from dragonfly.prune_archives(%(older)s,
 PRUNE_DEAD_LETTERS = "select dragonfly.prune_dead_letters(%(older)s, %(limit)s)"
 PRUNE_ALERT_DELIVERIES = "select dragonfly.prune_alert_deliveries(%(older)s, %(limit)s)"
 PRUNE_RATE_WINDOWS = "select dragonfly.prune_enqueue_rate_windows()"
+PRUNE_QUEUE_SAMPLES = "select dragonfly.prune_queue_samples(%(older)s, %(limit)s)"
+PRUNE_FLEET_PROCESSES = "select dragonfly.prune_fleet_processes(interval '1 day')"
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +39,7 @@ class RetentionTask:
     dead_letter_days: int
     alert_days: int = 0
     dedupe_days: int = 0
+    queue_history_days: int = 0
     batch_size: int = 5000
     max_batches: int = 1000
     name: str = "retention"
@@ -46,13 +49,17 @@ class RetentionTask:
         return self.every
 
     def run_once(self, ctx: TaskContext) -> TaskResult:
-        detail: dict[str, Any] = {"enqueue_rate_windows": self._prune_rate_windows(ctx)}
+        detail: dict[str, Any] = {
+            "enqueue_rate_windows": self._prune_rate_windows(ctx),
+            "fleet_processes": self._prune_fleet_processes(ctx),
+        }
         if not (
             self.completed_days
             or self.dedupe_days
             or self.archive_days
             or self.dead_letter_days
             or self.alert_days
+            or self.queue_history_days
         ):
             return TaskResult.skipped("retention is disabled (every period is 0 days)", **detail)
         if self.completed_days:
@@ -69,7 +76,17 @@ class RetentionTask:
             detail["alert_deliveries"] = self._prune_single(
                 ctx, PRUNE_ALERT_DELIVERIES, self.alert_days
             )
+        if self.queue_history_days:
+            detail["queue_samples"] = self._prune_single(
+                ctx, PRUNE_QUEUE_SAMPLES, self.queue_history_days
+            )
         return TaskResult("ok", detail)
+
+    def _prune_fleet_processes(self, ctx: TaskContext) -> int:
+        # Heartbeat rows of processes that died without removing theirs, after a day.
+        with ctx.conn.transaction():
+            row = ctx.conn.execute(PRUNE_FLEET_PROCESSES).fetchone()
+        return int(row[0]) if row else 0
 
     def _prune_rate_windows(self, ctx: TaskContext) -> int:
         with ctx.conn.transaction():

@@ -12,6 +12,7 @@ from datetime import timedelta
 
 from workers.enforce.sweep import SlaSweepTask
 from workers.scheduler.base import DailyAt, Every, Task
+from workers.scheduler.history import QueueHistoryTask
 from workers.scheduler.refresh import RefreshMetricsTask
 from workers.scheduler.retention import RetentionTask
 from workers.settings import Settings
@@ -27,9 +28,11 @@ def default_tasks(settings: Settings) -> list[Task]:
             archive_days=settings.retention_archive_days,
             dead_letter_days=settings.retention_dead_letter_days,
             alert_days=settings.retention_alert_days,
+            queue_history_days=settings.retention_queue_history_days,
             batch_size=settings.retention_batch_size,
         ),
         SlaSweepTask.every_minutes(
             settings.enforce_sla_sweep_minutes, batch=settings.enforce_sla_sweep_batch
         ),
+        QueueHistoryTask(Every(timedelta(minutes=1))),
     ]
