@@ -89,7 +89,7 @@ def test_a_signed_in_stranger_sees_nothing(db: Conn, world: dict[str, Any]) -> N
 def test_the_filters_narrow_by_queue_kind_error_case_time_and_status(
     db: Conn, world: dict[str, Any]
 ) -> None:
-    case = seed(db, tenant_id=world["a"]).case_id
+    case = seed(db, tenant=world["a"]).case_id
     on_case = add_dead_letter(
         db,
         tenant=world["a"],
@@ -289,7 +289,7 @@ def test_bad_actions_are_refused_with_a_sqlstate_and_write_nothing(
 def test_the_case_functions_answer_only_for_a_case_the_caller_reaches(
     db: Conn, world: dict[str, Any]
 ) -> None:
-    case = seed(db, tenant_id=world["a"]).case_id
+    case = seed(db, tenant=world["a"]).case_id
     assert case is not None
     db.execute(
         "insert into dragonfly.completed_jobs (kind, idempotency_key, queue, msg_id, attempts,"
@@ -337,7 +337,7 @@ def test_the_case_functions_answer_only_for_a_case_the_caller_reaches(
 def test_alert_deliveries_are_seen_and_retried_by_their_cases_tenant(
     db: Conn, world: dict[str, Any]
 ) -> None:
-    case = seed(db, tenant_id=world["a"]).case_id
+    case = seed(db, tenant=world["a"]).case_id
     [delivery] = db.execute(
         "insert into dragonfly.alert_deliveries (event_id, case_id, event_kind, event_created_at,"
         " rule, sink, context, status, attempts, dead_at, last_error)"

@@ -358,7 +358,7 @@ def _dead_letter(setup: dict[str, Any], **kwargs: Any) -> int:
 
 def _case(setup: dict[str, Any], tenant: str) -> str:
     with psycopg.connect(setup["url"], autocommit=True) as conn:
-        case = seed(conn, tenant_id=tenant).case_id
+        case = seed(conn, tenant=tenant).case_id
     assert case is not None
     return case
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import string
 
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from workers.redact import mask_password, register_secrets, scrub
@@ -57,6 +57,8 @@ def test_registered_secrets_are_masked_wherever_they_appear() -> None:
 
 @given(st.text(TOKEN_CHARS, min_size=8, max_size=64))
 def test_a_bearer_token_never_survives(token: str) -> None:
+    # A token that is itself a word of the surrounding text would be found in what survives.
+    assume(all(token not in word for word in ("Authorization", "headers", "request failed")))
     for shape in (
         f"Authorization: Bearer {token}",
         f'{{"headers": {{"Authorization": "Bearer {token}"}}}}',
