@@ -129,7 +129,7 @@ def test_an_ordered_console_read_is_an_index_scan_without_a_sort(
 
 def test_a_member_reads_the_ranking_of_their_tenant_only(book_url: str) -> None:
     """The member's first page is the default tenant's own ranking, read from its index range
-    (51 entries for 50 rows), and the same as the operator's page for that tenant."""
+    (50 or 51 entries for 50 rows), and the same as the operator's page for that tenant."""
     query = f"{PIPELINE}{ORDERED} limit 50"
     with psycopg.connect(book_url) as conn:
         with conn.transaction(force_rollback=True):
@@ -151,7 +151,9 @@ def test_a_member_reads_the_ranking_of_their_tenant_only(book_url: str) -> None:
         if node.get("Index Name") == "judgments_pipeline_order_idx":
             scanned = node["Actual Rows"]
         todo.extend(node.get("Plans", []))
-    assert scanned == 51
+    # The LIMIT stops the index scan at the page: 50 entries, or 51 where the executor reads
+    # one ahead.
+    assert scanned in (50, 51)
 
 
 def test_the_priority_order_column_sorts_in_the_documented_order(book_url: str) -> None:

@@ -365,8 +365,10 @@ def test_stage_refuses_to_go_back_without_override(db: Conn, enf_case: Seeded) -
     assert (
         one(
             db,
-            "select delta -> 'override' from public.enforcement_history "
-            "where enforcement_case_id = %s order by created_at desc, action desc limit 1",
+            # The move back to asset_search (rows of one transaction share created_at).
+            "select delta -> 'override' from public.enforcement_history"
+            " where enforcement_case_id = %s and delta #>> '{stage,from}' = 'wage_garnishment'"
+            " and delta #>> '{stage,to}' = 'asset_search'",
             (cid,),
         )
         is True
