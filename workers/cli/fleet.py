@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
+import secrets
 import shutil
 import signal
 import sys
@@ -290,6 +292,21 @@ def _announce(specs: list[ChildSpec], settings: Settings, supervisor: Supervisor
     readiness.watch(urls, stop=supervisor.stop_requested, on_ready=ready)
 
 
+def _console_admin_token(settings: Settings, specs: list[ChildSpec]) -> None:
+    """On the embedded default the children are handed its URL, so a console child would not
+    know it may make its own admin token: the fleet makes one, prints it once and hands it to
+    the console children (a deployment sets DRAGONFLY_CONSOLE_ADMIN_TOKEN or a JWT secret)."""
+    consoles = [i for i, s in enumerate(specs) if list(s.argv[3:4]) == ["console"]]
+    if not consoles or settings.database_url is not None or settings.console_admin_token:
+        return
+    token = secrets.token_urlsafe(24)
+    for i in consoles:
+        specs[i] = dataclasses.replace(
+            specs[i], env={**specs[i].env, "DRAGONFLY_CONSOLE_ADMIN_TOKEN": token}
+        )
+    print(f"console admin token (this fleet only): {token}", flush=True)
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     settings = load_settings()
     try:
@@ -324,6 +341,7 @@ def _run_fleet(
     )
     for reason in skipped:
         log.warning("fleet_process_skipped", reason=reason)
+    _console_admin_token(settings, specs)
     if not specs:
         raise CommandError(f"nothing to run: no available process type in {source}")
     ports_of_fleet.check_free(settings.metrics_host, specs)
