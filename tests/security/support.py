@@ -12,7 +12,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from tests.sql.enforcement_seed import act_as
+from tests.sql.enforcement_seed import DEFAULT_TENANT, act_as
 
 Conn = psycopg.Connection[Any]
 
@@ -26,7 +26,6 @@ VIEWER = "viewer"
 the default tenant's rows, so its jobs on them pass the door under the public policy."""
 VIEWER_SUB = "5ee5ee00-0000-4000-8000-000000000777"
 VIEWER_EMAIL = "viewer@example.test"
-DEFAULT_TENANT = "00000000-0000-4000-8000-000000000001"
 UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 # Two tenants and their members (make_tenants() writes them). A member signs in as

@@ -13,8 +13,6 @@ from psycopg.types.json import Jsonb
 
 Conn = psycopg.Connection[Any]
 
-DEFAULT_TENANT = "00000000-0000-4000-8000-000000000001"
-
 
 @dataclass(frozen=True)
 class User:

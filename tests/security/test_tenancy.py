@@ -11,7 +11,6 @@ import psycopg
 import pytest
 
 from tests.security.tenants import (
-    DEFAULT_TENANT,
     User,
     add_member,
     hook,
@@ -21,7 +20,14 @@ from tests.security.tenants import (
     member,
     sign_in,
 )
-from tests.sql.enforcement_seed import act_as, one, seed, seed_judgment, seed_plaintiff
+from tests.sql.enforcement_seed import (
+    DEFAULT_TENANT,
+    act_as,
+    one,
+    seed,
+    seed_judgment,
+    seed_plaintiff,
+)
 
 Conn = psycopg.Connection[Any]
 

@@ -16,8 +16,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.security.tenants import DEFAULT_TENANT, User, make_tenant, make_user, member, sign_in
-from tests.sql.enforcement_seed import act_as, one, rpc, seed
+from tests.security.tenants import User, make_tenant, make_user, member, sign_in
+from tests.sql.enforcement_seed import DEFAULT_TENANT, act_as, one, rpc, seed
 
 Conn = psycopg.Connection[Any]
 
