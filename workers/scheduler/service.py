@@ -14,6 +14,7 @@ Log events: ``scheduler_leader_acquired``, ``scheduler_standby``,
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import threading
@@ -111,8 +112,14 @@ class Scheduler:
         return self._conn, self._lock
 
     def _reset(self) -> None:
-        conn, self._conn, self._lock = self._conn, None, None
+        conn, lock, self._conn, self._lock = self._conn, self._lock, None, None
         if conn is not None and not conn.closed:
+            # The server drops a closed session's locks only once its backend
+            # has exited, a moment after the client returns; unlocking first
+            # hands leadership over before close() returns.
+            if lock is not None:
+                with contextlib.suppress(psycopg.Error):
+                    lock.release()
             conn.close()
         self._set_leader(False, quiet=True)
 
