@@ -475,6 +475,7 @@ declare
     v_from constant uuid := coalesce(p_after, '00000000-0000-0000-0000-000000000000'::uuid);
     v_slice_size integer;
     v_lock_budget interval;
+    v_rows uuid[];
     v_ids uuid[];
     v_changing uuid[];
     v_wanted uuid[];
@@ -506,15 +507,17 @@ begin
     -- The marks of the chunk go first, in their own statement: whatever change they record was
     -- committed before the reads below, so those reads see it.
     if p_marked then
+        -- The next p_limit marks in index order (a case may have several), then every mark up
+        -- to the last of them: a range the index reads, never the whole table.
+        v_rows := array(
+            select m.case_id from enforcement_private.refresh_marks as m
+             where m.case_id > v_from
+             order by m.case_id
+             limit p_limit
+        );
         with claimed as (
             delete from enforcement_private.refresh_marks as m
-             where m.case_id = any (array(
-                       select distinct n.case_id
-                         from enforcement_private.refresh_marks as n
-                        where n.case_id > v_from
-                        order by n.case_id
-                        limit p_limit
-                   ))
+             where m.case_id > v_from and m.case_id <= v_rows[pg_catalog.cardinality(v_rows)]
             returning m.case_id
         )
         select coalesce(pg_catalog.array_agg(distinct c.case_id order by c.case_id), '{}') into v_ids
@@ -527,9 +530,12 @@ begin
              limit p_limit
         );
         delete from enforcement_private.refresh_marks as m where m.case_id = any (v_ids);
+        v_rows := v_ids;
     end if;
-    scanned := pg_catalog.cardinality(v_ids);
-    last_id := v_ids[scanned];
+    -- What the caller counts against the chunk: the marks (or cases) read. Fewer than asked:
+    -- the phase is done.
+    scanned := pg_catalog.cardinality(v_rows);
+    last_id := v_rows[pg_catalog.cardinality(v_rows)];
     if scanned = 0 then
         return;
     end if;
@@ -563,7 +569,6 @@ begin
         -- The chunk ends at the last case written; the next step reads on from there, and the
         -- marks of the rest of the chunk go back.
         last_id := v_wanted[v_done];
-        scanned := (select pg_catalog.count(*) from pg_catalog.unnest(v_ids) as i(id) where i.id <= last_id);
         insert into enforcement_private.refresh_marks (case_id)
         select i.id from pg_catalog.unnest(v_ids) as i(id) where i.id > last_id;
     end if;
