@@ -41,12 +41,14 @@
 --
 -- Why, 2: a step locked every case of its chunk that changed and held the locks until its
 -- commit, so an RPC on one of them waited for the whole chunk's writes (1.17 s at 100k on a
--- loaded machine). Now a step locks and writes the changing cases of its chunk in slices of
--- dragonfly.refresh_write_batch (default 50), in id order, and once it has held locks for
--- dragonfly.refresh_lock_budget (default 250ms) it stops after the current slice: the cursor
--- stops at the last case written and the next step continues from there. An RPC on a case of
--- the chunk being written so waits at most for the budget plus one slice plus the refresh's
--- lock wait, whatever the load does to the per-row cost.
+-- loaded machine). Now a step locks and writes the changing cases of its chunk in slices, in
+-- id order, each sized to what is left of dragonfly.refresh_lock_budget (default 250ms) at the
+-- rate the last writes took per case (refresh_progress.write_seconds_per_case; at least
+-- dragonfly.refresh_write_batch cases, default 50), and once it has held locks for the budget
+-- it stops after the current slice: the cursor stops at the last case written and the next
+-- step continues from there. An RPC on a case of the chunk being written so waits for about
+-- the budget (plus at most one smallest slice, plus the refresh's lock wait), whatever the load
+-- does to the per-row cost; on a quick night a chunk is still one slice.
 
 -- ---------------------------------------------------------------------------------------
 -- The marks
@@ -69,7 +71,8 @@ alter table enforcement_private.refresh_progress
     add column mode text not null default 'full' check (mode in ('full', 'marked')),
     add column full_requested boolean not null default true,
     add column scanned_to timestamptz,
-    add column last_full_started_at timestamptz;
+    add column last_full_started_at timestamptz,
+    add column write_seconds_per_case double precision;
 
 comment on column enforcement_private.refresh_progress.mode is
     'full: the pass reads every open case; marked: only the cases in refresh_marks.';
@@ -80,6 +83,9 @@ comment on column enforcement_private.refresh_progress.scanned_to is
     'have been marked (or read by a full pass that began then). Null: no full pass yet.';
 comment on column enforcement_private.refresh_progress.last_full_started_at is
     'When the last full pass began (dragonfly.refresh_full_every).';
+comment on column enforcement_private.refresh_progress.write_seconds_per_case is
+    'How long the last step that wrote took per case it locked (locks, writes, history, events), so the next '
+    'step sizes its slices to its lock budget.';
 
 -- Overrides that expire: what the clock scan reads (the partial index keeps only overridden
 -- open cases, a few).
@@ -461,10 +467,12 @@ create or replace function enforcement_private.refresh_cases_step(
     p_limit integer,
     p_now timestamptz,
     p_marked boolean,
+    p_rate double precision,
     out scanned integer,
     out last_id uuid,
     out cut boolean,
-    out counts jsonb
+    out counts jsonb,
+    out rate double precision
 )
 language plpgsql
 volatile
@@ -474,6 +482,7 @@ as $$
 declare
     v_from constant uuid := coalesce(p_after, '00000000-0000-0000-0000-000000000000'::uuid);
     v_slice_size integer;
+    v_size integer;
     v_lock_budget interval;
     v_rows uuid[];
     v_ids uuid[];
@@ -499,6 +508,7 @@ begin
     end if;
 
     cut := false;
+    rate := p_rate;
     counts := pg_catalog.jsonb_build_object(
         'cases_changed', 0, 'tiers_changed', 0, 'overrides_expired', 0, 'next_actions_set', 0,
         'skipped_locked', 0, 'history_rows', 0, 'tier_events', 0, 'resurfaced', 0
@@ -546,11 +556,23 @@ begin
       into v_changing, v_wanted
       from enforcement_private.refresh_case_targets(v_ids, p_now) as t;
 
-    -- In slices: a step stops after the slice that exhausts the lock budget, so its locks are
-    -- held for about the budget plus one slice, however slow the writes are tonight.
+    -- In slices: each as large as the rest of the lock budget allows at the rate the last
+    -- writes took (at least dragonfly.refresh_write_batch cases), and the step stops once the
+    -- budget is spent. So its locks are held for about the budget, plus at most one smallest
+    -- slice, however slow the writes are tonight; a quick night writes a chunk in one slice
+    -- (each slice is a few statements of fixed cost, with the triggers they fire).
     while v_done < pg_catalog.cardinality(v_wanted) loop
-        v_slice := v_wanted[v_done + 1 : v_done + v_slice_size];
         v_first_lock := coalesce(v_first_lock, pg_catalog.clock_timestamp());
+        v_size := v_slice_size;
+        if rate > 0 then
+            v_size := greatest(
+                v_size,
+                pg_catalog.floor(
+                    extract(epoch from v_lock_budget - (pg_catalog.clock_timestamp() - v_first_lock)) / rate
+                )::integer
+            );
+        end if;
+        v_slice := v_wanted[v_done + 1 : v_done + v_size];
         select w.locked, w.counts into v_locked, v_slice_counts
           from enforcement_private.refresh_write_cases(v_slice, p_now) as w;
         v_all_locked := v_all_locked || v_locked;
@@ -558,6 +580,10 @@ begin
           into counts
           from pg_catalog.jsonb_each_text(counts) as t;
         v_done := v_done + pg_catalog.cardinality(v_slice);
+        if pg_catalog.cardinality(v_all_locked) > 0 then
+            rate := extract(epoch from pg_catalog.clock_timestamp() - v_first_lock)
+                    / pg_catalog.cardinality(v_all_locked);
+        end if;
         if v_done < pg_catalog.cardinality(v_wanted)
            and pg_catalog.clock_timestamp() - v_first_lock >= v_lock_budget then
             cut := true;
@@ -591,14 +617,15 @@ begin
 end;
 $$;
 
-comment on function enforcement_private.refresh_cases_step(uuid, integer, timestamptz, boolean) is
+comment on function enforcement_private.refresh_cases_step(uuid, integer, timestamptz, boolean, double precision) is
     'One cases step of refresh_enforcement_metrics(): the next p_limit cases after p_after in id order, '
     'all open cases (full pass) or the marked ones (marked pass; their marks are consumed); locks and writes '
-    'in slices of dragonfly.refresh_write_batch those that change or resurface at p_now (refresh_write_cases), '
-    'and ends early (cut) once it has held locks for dragonfly.refresh_lock_budget. Returns how many cases it '
-    'read, the last id, whether it was cut and its counts. Not callable over the API.';
+    'those that change or resurface at p_now (refresh_write_cases) in slices sized to the lock budget at '
+    'p_rate seconds per case (at least dragonfly.refresh_write_batch), and ends early (cut) once it has held '
+    'locks for dragonfly.refresh_lock_budget. Returns how many cases (or marks) it read, the last id, whether '
+    'it was cut, its counts and the rate it measured. Not callable over the API.';
 
-revoke execute on function enforcement_private.refresh_cases_step(uuid, integer, timestamptz, boolean) from public;
+revoke execute on function enforcement_private.refresh_cases_step(uuid, integer, timestamptz, boolean, double precision) from public;
 
 -- What the clock changed since the last look: overrides that expired and next actions that
 -- fell due in (p_from, p_to]. Index range scans over a few milliseconds to a day of time.
@@ -722,9 +749,11 @@ begin
                 perform enforcement_private.refresh_mark_clock(v_progress.scanned_to, v_now);
                 v_progress.scanned_to := v_now;
             end if;
-            select c.scanned, c.last_id, c.cut, c.counts into v_scanned, v_last, v_cut, v_counts
+            select c.scanned, c.last_id, c.cut, c.counts, c.rate
+              into v_scanned, v_last, v_cut, v_counts, v_progress.write_seconds_per_case
               from enforcement_private.refresh_cases_step(
-                       v_progress.after_id, v_budget, v_now, v_progress.mode = 'marked'
+                       v_progress.after_id, v_budget, v_now, v_progress.mode = 'marked',
+                       v_progress.write_seconds_per_case
                    ) as c;
             select pg_catalog.jsonb_object_agg(t.key, t.value::bigint + coalesce((v_counts ->> t.key)::bigint, 0))
               into v_progress.totals
@@ -770,6 +799,7 @@ begin
            full_requested = v_progress.full_requested,
            scanned_to = v_progress.scanned_to,
            last_full_started_at = v_progress.last_full_started_at,
+           write_seconds_per_case = v_progress.write_seconds_per_case,
            updated_at = pg_catalog.clock_timestamp()
      where p.singleton;
 
