@@ -21,6 +21,9 @@ console's reads (RLS applied):
 * ``dragonfly.queue_stats()`` with N messages queued and ``find_dead_letters`` by an error
   text that matches nothing among N dead letters.
 
+``--refresh-only`` measures the refresh figures alone (RPC p99 before, the nights, the
+no-op pass and its share of the whole-book pass).
+
 With two or more sizes it prints each figure's growth factor per 10x (1 = flat, 10 = linear).
 """
 
@@ -186,9 +189,18 @@ class Printed(dict[str, float]):
             self[label] = value
 
 
-def measure(url: str, cases: int, repeat: int, reads_only: bool = False) -> Figures:
+def measure(
+    url: str, cases: int, repeat: int, reads_only: bool = False, refresh_only: bool = False
+) -> Figures:
     ids = build(url, cases, settle=not reads_only)
     figures: Figures = Printed()
+    if refresh_only:
+        with psycopg.connect(url) as conn:
+            figures["RPC p99 before the refresh (ms)"] = percentile(
+                [timed_rpc(conn, random.choice(ids)) for _ in range(200)], 99
+            )
+        nights(url, ids, repeat, figures)
+        return figures
     console_reads(url, ids, repeat, figures)
     if not reads_only:
         nights(url, ids, repeat, figures)
@@ -240,6 +252,11 @@ def nights(url: str, ids: list[str], repeat: int, figures: Figures) -> None:
         )
     with psycopg.connect(url, autocommit=True) as admin:
         figures["no-op refresh (s)"] = refresh_pass(admin)
+    figures["no-op / whole-book refresh (%)"] = (
+        100
+        * figures["no-op refresh (s)"]
+        / figures["refresh after the whole book was re-scored (s)"]
+    )
 
 
 SIZED = (
@@ -331,6 +348,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="skip the refresh nights (the console's and on-call reads, sizes only)",
     )
+    parser.add_argument(
+        "--refresh-only",
+        action="store_true",
+        help="only the refresh nights (RPC p99 before, the passes, waits and p99 during)",
+    )
     args = parser.parse_args(argv)
     random.seed(20261202)
     results: dict[int, Figures] = {}
@@ -340,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
             with psycopg.connect(url) as conn:
                 row = conn.execute("show server_version").fetchone()
                 print(f"  PostgreSQL {row[0] if row else '?'}; load {os.getloadavg()[0]:.2f}")
-            results[cases] = measure(url, cases, args.repeat, args.reads_only)
+            results[cases] = measure(url, cases, args.repeat, args.reads_only, args.refresh_only)
         print(f"  done; load {os.getloadavg()[0]:.2f}", flush=True)
     report(results)
     return 0

@@ -36,6 +36,13 @@ WHOLE_PASS = (
     "exit when (public.refresh_enforcement_metrics_progress() ->> 'finished')::boolean; "
     "end loop; end $pass$"
 )
+# The same, forced full: every open case is read, not only the marked ones (migration
+# 20261204110000; docs/rpc.md). For after a load that bypassed triggers, or by hand.
+FULL_PASS = (
+    "do $pass$ begin perform public.refresh_enforcement_metrics(true); commit; "
+    "loop exit when (public.refresh_enforcement_metrics_progress() ->> 'finished')::boolean; "
+    "perform public.refresh_enforcement_metrics(); commit; end loop; end $pass$"
+)
 PROGRESS = "select public.refresh_enforcement_metrics_progress()"
 # VACUUM needs the tables' owner (a warning and nothing done otherwise), so ask first.
 OWNS_TABLES = (
