@@ -186,24 +186,31 @@ class Printed(dict[str, float]):
             self[label] = value
 
 
-def measure(url: str, cases: int, repeat: int, reads_only: bool = False) -> Figures:
+def measure(
+    url: str, cases: int, repeat: int, reads_only: bool = False, overview_only: bool = False
+) -> Figures:
     ids = build(url, cases, settle=not reads_only)
     figures: Figures = Printed()
-    console_reads(url, ids, repeat, figures)
+    console_reads(url, ids, repeat, figures, overview_only)
     if not reads_only:
         nights(url, ids, repeat, figures)
-    with psycopg.connect(url, autocommit=True) as admin:
-        figures.update(on_call_reads(admin, cases, repeat))
-        figures.update(sizes(admin))
+    if not overview_only:
+        with psycopg.connect(url, autocommit=True) as admin:
+            figures.update(on_call_reads(admin, cases, repeat))
+            figures.update(sizes(admin))
     return figures
 
 
-def console_reads(url: str, ids: list[str], repeat: int, figures: Figures) -> None:
+def console_reads(
+    url: str, ids: list[str], repeat: int, figures: Figures, overview_only: bool = False
+) -> None:
     """The console's reads on the vacuumed book, and RPC and read p99 with nothing else on."""
+    reads = {"overview, freshly vacuumed": OVERVIEW} if overview_only else READS
     with psycopg.connect(url) as conn:
-        for label, query in READS.items():
+        for label, query in reads.items():
             figures[f"{label} (ms)"] = median_read(conn, query, repeat)
-        figures["pipeline top 50, order by tier_rank (ms)"] = median_read(conn, BY_TIER_RANK, 1)
+        if not overview_only:
+            figures["pipeline top 50, order by tier_rank (ms)"] = median_read(conn, BY_TIER_RANK, 1)
         figures["RPC p99 before the refresh (ms)"] = percentile(
             [timed_rpc(conn, random.choice(ids)) for _ in range(200)], 99
         )
@@ -331,6 +338,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="skip the refresh nights (the console's and on-call reads, sizes only)",
     )
+    parser.add_argument(
+        "--overview-only",
+        action="store_true",
+        help="of the reads, only v_enforcement_overview (fresh and after the nights; the refresh "
+        "and RPC figures stay): no pipeline, on-call reads or sizes",
+    )
     args = parser.parse_args(argv)
     random.seed(20261202)
     results: dict[int, Figures] = {}
@@ -340,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
             with psycopg.connect(url) as conn:
                 row = conn.execute("show server_version").fetchone()
                 print(f"  PostgreSQL {row[0] if row else '?'}; load {os.getloadavg()[0]:.2f}")
-            results[cases] = measure(url, cases, args.repeat, args.reads_only)
+            results[cases] = measure(url, cases, args.repeat, args.reads_only, args.overview_only)
         print(f"  done; load {os.getloadavg()[0]:.2f}", flush=True)
     report(results)
     return 0
