@@ -315,8 +315,10 @@ def test_a_case_lands_in_the_buckets_of_its_utc_days(db: Conn) -> None:
         ("2026-03-01", 1, 0),
         ("2026-03-02", 0, 1),
     ]
-    # Closing it empties both; the nightly repair drops the empty rows.
+    # Closing it empties both (once folded); the nightly repair drops the empty rows.
     rpc(db, "close_enforcement_case", {"case_id": s.case_id, "status": "withdrawn"})
+    one(db, "select enforcement_private.fold_overview_days()")
+    assert one(db, "select count(*) from public.enforcement_overview_days_deltas") == 0
     assert one(
         db,
         "select count(*) from public.enforcement_overview_days "
@@ -331,6 +333,31 @@ def test_a_case_lands_in_the_buckets_of_its_utc_days(db: Conn) -> None:
     assert_buckets_exact(db)
 
 
+def test_one_writer_in_eight_folds_the_day_deltas(fresh_db_url: str) -> None:
+    """Committed writers, one transaction each: the day deltas are folded by those whose
+    transaction id is a multiple of eight (migration 20261204100300), so they do not pile up,
+    and the buckets stay exact throughout."""
+    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
+        case_id = str(seed(conn, tier="tier1", score="60").case_id)
+        appended = 0
+        for n in range(100):
+            with conn.transaction():
+                # Another day each time: two bucket rows out, two in.
+                set_case(
+                    conn,
+                    case_id,
+                    stage_entered_at=datetime.now().astimezone() - timedelta(days=n % 30),
+                    next_action_at=datetime.now().astimezone() + timedelta(days=n % 7),
+                )
+                appended += 1
+        pending = one(conn, "select count(*) from public.enforcement_overview_days_deltas")
+        assert pending < appended  # some writer folded (odds of none: below one in a million)
+        assert_buckets_exact(conn)
+        one(conn, "select enforcement_private.resync_overview_days()")
+        assert one(conn, "select count(*) from public.enforcement_overview_days_deltas") == 0
+        assert_buckets_exact(conn)
+
+
 def test_truncate_empties_the_buckets(db: Conn) -> None:
     seed(db, tier="tier1", score="60")
     db.execute("truncate public.enforcement_cases cascade")
@@ -343,6 +370,7 @@ def test_truncate_empties_the_buckets(db: Conn) -> None:
 def test_the_nightly_repair_rebuilds_buckets_desynchronized_by_hand(db: Conn) -> None:
     s = seed(db, tier="tier0", score="90")
     db.execute("delete from public.enforcement_overview_days")
+    db.execute("delete from public.enforcement_overview_days_deltas")
     set_case(db, str(s.case_id), next_action_at=datetime.now().astimezone() + timedelta(days=3))
     assert db.execute("select * from enforcement_private.overview_days_drift()").fetchall() != []
     one(db, "select public.refresh_enforcement_metrics()")
@@ -443,7 +471,13 @@ def test_both_halves_of_the_cutoff_day_count_alike(db: Conn, offset: str) -> Non
         b as (
             select sum(r.entered_count) filter (where r.day < w.d) as before,
                    sum(r.entered_count) filter (where r.day <= w.d) as through
-            from public.enforcement_overview_days r, w
+            from (
+                select tier, current_stage, day, entered_count
+                  from public.enforcement_overview_days
+                union all
+                select tier, current_stage, day, entered_count
+                  from public.enforcement_overview_days_deltas
+            ) r, w
             where r.tier = 'tier1' and r.current_stage = 'pre_enforcement'
         ),
         n as (
@@ -654,6 +688,7 @@ def test_the_new_objects_are_private_or_read_only(db: Conn) -> None:
     for function in (
         "enforcement_private.overview_days_drift()",
         "enforcement_private.resync_overview_days()",
+        "enforcement_private.fold_overview_days()",
         "enforcement_private.overview_policy_fingerprint()",
         "enforcement_private.record_overview_policies()",
     ):
