@@ -8,7 +8,9 @@ Usage::
 For each size N (default 100k) it creates and migrates a database of its own, builds a book
 of N open enforcement cases (plaintiffs, judgments, court cases, 3 events and a history row
 per case) set-based with bench_enforcement.py's generator, settles it with one refresh pass
-and VACUUM ANALYZE, and measures, as ``enforcement_operator`` the way PostgREST runs the
+and VACUUM ANALYZE (``--keep`` keeps the database; ``--book NAME`` measures such a kept book
+again, after migrating it to this tree: an upgrade of a big book is timed that way), and
+measures, as ``enforcement_operator`` the way PostgREST runs the
 console's reads (RLS applied):
 
 * the ``v_priority_pipeline`` top 50 in its documented order written out, with a tier and
@@ -50,6 +52,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench._scratch import scratch_database
 from bench._stats import percentile
 from bench.bench_enforcement import MIRROR, as_operator, book_sql
+from workers.db.migrate import default_migrations_dir, migrate
 from workers.scheduler.refresh import WHOLE_PASS
 
 Conn = psycopg.Connection[Any]
@@ -150,21 +153,36 @@ def next_chunk_case(conn: Conn) -> str | None:
     return row[0] if row else None
 
 
-def build(url: str, cases: int, settle: bool = True) -> list[str]:
+def build(url: str, cases: int, settle: bool = True, kept: bool = False) -> list[str]:
+    """Generate the book (or, ``kept``, take the one the database holds) and settle it."""
     started = time.perf_counter()
     with psycopg.connect(url, autocommit=True) as conn:
-        with conn.transaction():
-            conn.execute("set local session_replication_role = replica")
-            conn.execute(book_sql(cases, 1000))
-            conn.execute(MIRROR)
+        if not kept:
+            with conn.transaction():
+                conn.execute("set local session_replication_role = replica")
+                conn.execute(book_sql(cases, 1000))
+                conn.execute(MIRROR)
         conn.execute("vacuum analyze")
         if settle:
             conn.execute(WHOLE_PASS)  # the first night
             conn.execute("vacuum analyze")
         ids = case_ids(conn)
     elapsed = time.perf_counter() - started
-    print(f"  built and settled {cases:,} cases in {elapsed:.0f} s", flush=True)
+    done = "settled" if kept else "built and settled"
+    print(f"  {done} {cases:,} cases in {elapsed:.0f} s", flush=True)
     return ids
+
+
+def upgrade(url: str) -> int:
+    """Migrate a kept book to this tree's migrations; return its number of cases."""
+    started = time.perf_counter()
+    with psycopg.connect(url, autocommit=True) as conn:
+        applied = migrate(conn, default_migrations_dir())
+        row = conn.execute("select count(*) from public.enforcement_cases").fetchone()
+    elapsed = time.perf_counter() - started
+    cases = int(row[0]) if row else 0
+    print(f"  {cases:,} cases; {len(applied)} migrations applied in {elapsed:.1f} s", flush=True)
+    return cases
 
 
 def case_ids(conn: Conn) -> list[str]:
@@ -190,9 +208,15 @@ class Printed(dict[str, float]):
 
 
 def measure(
-    url: str, cases: int, repeat: int, reads_only: bool = False, refresh_only: bool = False
+    url: str,
+    cases: int,
+    repeat: int,
+    reads_only: bool = False,
+    refresh_only: bool = False,
+    overview_only: bool = False,
+    kept: bool = False,
 ) -> Figures:
-    ids = build(url, cases, settle=not reads_only)
+    ids = build(url, cases, settle=not reads_only, kept=kept)
     figures: Figures = Printed()
     if refresh_only:
         with psycopg.connect(url) as conn:
@@ -201,21 +225,26 @@ def measure(
             )
         nights(url, ids, repeat, figures)
         return figures
-    console_reads(url, ids, repeat, figures)
+    console_reads(url, ids, repeat, figures, overview_only)
     if not reads_only:
         nights(url, ids, repeat, figures)
-    with psycopg.connect(url, autocommit=True) as admin:
-        figures.update(on_call_reads(admin, cases, repeat))
-        figures.update(sizes(admin))
+    if not overview_only:
+        with psycopg.connect(url, autocommit=True) as admin:
+            figures.update(on_call_reads(admin, cases, repeat))
+            figures.update(sizes(admin))
     return figures
 
 
-def console_reads(url: str, ids: list[str], repeat: int, figures: Figures) -> None:
+def console_reads(
+    url: str, ids: list[str], repeat: int, figures: Figures, overview_only: bool = False
+) -> None:
     """The console's reads on the vacuumed book, and RPC and read p99 with nothing else on."""
+    reads = {"overview, freshly vacuumed": OVERVIEW} if overview_only else READS
     with psycopg.connect(url) as conn:
-        for label, query in READS.items():
+        for label, query in reads.items():
             figures[f"{label} (ms)"] = median_read(conn, query, repeat)
-        figures["pipeline top 50, order by tier_rank (ms)"] = median_read(conn, BY_TIER_RANK, 1)
+        if not overview_only:
+            figures["pipeline top 50, order by tier_rank (ms)"] = median_read(conn, BY_TIER_RANK, 1)
         figures["RPC p99 before the refresh (ms)"] = percentile(
             [timed_rpc(conn, random.choice(ids)) for _ in range(200)], 99
         )
@@ -353,8 +382,26 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="only the refresh nights (RPC p99 before, the passes, waits and p99 during)",
     )
+    parser.add_argument(
+        "--overview-only",
+        action="store_true",
+        help="of the reads, only v_enforcement_overview (fresh and after the nights; the refresh "
+        "and RPC figures stay): no pipeline, on-call reads or sizes",
+    )
+    parser.add_argument(
+        "--book",
+        metavar="DATABASE",
+        help="measure the book a database of the server already holds (one kept with --keep, "
+        "perhaps by an older tree): it is migrated to this tree's migrations first, timed",
+    )
     args = parser.parse_args(argv)
     random.seed(20261202)
+    if args.book:
+        url = psycopg.conninfo.make_conninfo(args.database_url, dbname=args.book)
+        cases = upgrade(url)
+        flags = (args.reads_only, args.refresh_only, args.overview_only)
+        report({cases: measure(url, cases, args.repeat, *flags, kept=True)})
+        return 0
     results: dict[int, Figures] = {}
     for cases in args.cases:
         print(f"book of {cases:,} cases:", flush=True)
@@ -362,7 +409,9 @@ def main(argv: list[str] | None = None) -> int:
             with psycopg.connect(url) as conn:
                 row = conn.execute("show server_version").fetchone()
                 print(f"  PostgreSQL {row[0] if row else '?'}; load {os.getloadavg()[0]:.2f}")
-            results[cases] = measure(url, cases, args.repeat, args.reads_only, args.refresh_only)
+            results[cases] = measure(
+                url, cases, args.repeat, args.reads_only, args.refresh_only, args.overview_only
+            )
         print(f"  done; load {os.getloadavg()[0]:.2f}", flush=True)
     report(results)
     return 0

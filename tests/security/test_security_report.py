@@ -32,6 +32,9 @@ TENANCY_HELPERS = {
     "tenancy.default_tenant_id()",
     "tenancy.may(p_need text, p_tenant uuid)",
     "tenancy.may_on_case(p_need text, p_case_id uuid)",
+    # Not a policy's: v_enforcement_overview asks it, with the caller's rights, whether the
+    # totals may stand for the caller's rows (migration 20261204100100).
+    "tenancy.overview_totals_trusted()",
 }
 LOOKUPS = {
     "enforcement_event_kind_lookup": ["SELECT"],
@@ -49,6 +52,8 @@ MEMBER_READS = {
         "enforcement_history",
         "enforcement_overview_rollup",
         "enforcement_overview_rollup_deltas",
+        "enforcement_overview_days",
+        "enforcement_overview_days_deltas",
         "judgments",
         "outreach_campaigns",
         "plaintiff_tasks",
