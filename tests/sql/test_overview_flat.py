@@ -335,7 +335,7 @@ def test_a_case_lands_in_the_buckets_of_its_utc_days(db: Conn) -> None:
 
 def test_one_writer_in_eight_folds_the_day_deltas(fresh_db_url: str) -> None:
     """Committed writers, one transaction each: the day deltas are folded by those whose
-    transaction id is a multiple of eight (migration 20261204100300), so they do not pile up,
+    transaction id is a multiple of eight (migration 20261204100000), so they do not pile up,
     and the buckets stay exact throughout."""
     with psycopg.connect(fresh_db_url, autocommit=True) as conn:
         case_id = str(seed(conn, tier="tier1", score="60").case_id)
