@@ -119,6 +119,11 @@ def timed_rpc(conn: Conn, case_id: str) -> float:
     return (time.perf_counter() - start) * 1000
 
 
+def rpc_p99(conn: Conn, ids: list[str]) -> float:
+    """p99 of 200 single-case RPCs on random cases, with nothing else running."""
+    return percentile([timed_rpc(conn, random.choice(ids)) for _ in range(200)], 99)
+
+
 class Probe(threading.Thread):
     """Calls ``work`` in a loop until stopped, keeping each call's duration (ms)."""
 
@@ -220,9 +225,7 @@ def measure(
     figures: Figures = Printed()
     if refresh_only:
         with psycopg.connect(url) as conn:
-            figures["RPC p99 before the refresh (ms)"] = percentile(
-                [timed_rpc(conn, random.choice(ids)) for _ in range(200)], 99
-            )
+            figures["RPC p99 before the refresh (ms)"] = rpc_p99(conn, ids)
         nights(url, ids, repeat, figures)
         return figures
     console_reads(url, ids, repeat, figures, overview_only)
@@ -245,9 +248,7 @@ def console_reads(
             figures[f"{label} (ms)"] = median_read(conn, query, repeat)
         if not overview_only:
             figures["pipeline top 50, order by tier_rank (ms)"] = median_read(conn, BY_TIER_RANK, 1)
-        figures["RPC p99 before the refresh (ms)"] = percentile(
-            [timed_rpc(conn, random.choice(ids)) for _ in range(200)], 99
-        )
+        figures["RPC p99 before the refresh (ms)"] = rpc_p99(conn, ids)
         figures["console read p99 before the refresh (ms)"] = percentile(
             [timed_read(conn, q) for q in (CONSOLE_READ, OVERVIEW) * 50], 99
         )
