@@ -144,6 +144,18 @@ class Probe(threading.Thread):
         return self.samples
 
 
+BEFORE_SECONDS = 10.0
+
+
+def console_probes(url: str, ids: list[str]) -> tuple[Probe, Probe]:
+    """The console's load, started: single-case RPCs on random cases, and its reads."""
+    anywhere = Probe(url, lambda c: timed_rpc(c, random.choice(ids)))
+    reads = Probe(url, lambda c: timed_read(c, random.choice((CONSOLE_READ, OVERVIEW))))
+    anywhere.start()
+    reads.start()
+    return anywhere, reads
+
+
 def next_chunk_case(conn: Conn) -> str | None:
     """A case of the chunk the refresh works on now (just after its committed cursor)."""
     row = conn.execute(
@@ -266,16 +278,27 @@ def nights(url: str, ids: list[str], repeat: int, figures: Figures) -> None:
         )
     with psycopg.connect(url, autocommit=True) as admin:
         admin.execute(RESCORE.format(where="true"))
+        # The console working as it will during the refresh (RPCs on random cases and reads,
+        # one connection each) for BEFORE_SECONDS: the p99 the refresh is compared with.
+        anywhere, reads = console_probes(url, ids)
+        time.sleep(BEFORE_SECONDS)
+        rpcs, read_times = anywhere.finish(), reads.finish()
+        figures["RPC p99 before the refresh, console working (ms)"] = percentile(rpcs, 99)
+        figures["console read p99 before the refresh, console working (ms)"] = percentile(
+            read_times, 99
+        )
         chunk = Probe(url, lambda c: timed_rpc(c, next_chunk_case(c) or ids[0]))
-        anywhere = Probe(url, lambda c: timed_rpc(c, random.choice(ids)))
-        reads = Probe(url, lambda c: timed_read(c, random.choice((CONSOLE_READ, OVERVIEW))))
-        for probe in (chunk, anywhere, reads):
-            probe.start()
+        chunk.start()
+        anywhere, reads = console_probes(url, ids)
         figures["refresh after the whole book was re-scored (s)"] = refresh_pass(admin)
         waits, rpcs, read_times = chunk.finish(), anywhere.finish(), reads.finish()
         figures["longest console RPC on the refresh's chunk (ms)"] = max(waits)
         figures["RPC p99 during the refresh (ms)"] = percentile(rpcs, 99)
         figures["console read p99 during the refresh (ms)"] = percentile(read_times, 99)
+        figures["RPC p99 during / before, console working (x)"] = (
+            figures["RPC p99 during the refresh (ms)"]
+            / figures["RPC p99 before the refresh, console working (ms)"]
+        )
     with psycopg.connect(url) as conn:
         figures["overview after the whole-book night, not vacuumed (ms)"] = median_read(
             conn, OVERVIEW, repeat
