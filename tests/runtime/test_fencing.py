@@ -203,7 +203,8 @@ def test_the_runtime_functions_reject_unknown_queues_and_bad_input(conn: Conn) -
 
 def test_claiming_stays_a_primary_key_probe_as_completed_jobs_grow(conn: Conn) -> None:
     # A session that claimed while completed_jobs was empty must not keep a plan that
-    # scans it: the lookup is planned afresh each call (seconds per batch otherwise).
+    # scans it (seconds per batch): the probe's cached plan is the primary key whatever the
+    # statistics say (tests/sql/test_claim_plans.py counts its pages).
     for i in range(8):
         enqueue(conn, f"warm-{i}")
         [d] = queries.read(conn, "enrich", 30, 1)
