@@ -54,8 +54,6 @@ MEMBER_READS = {
         "enforcement_overview_rollup_deltas",
         "enforcement_overview_days",
         "enforcement_overview_days_deltas",
-        "enforcement_overview_hours",
-        "enforcement_overview_hours_deltas",
         "judgments",
         "outreach_campaigns",
         "plaintiff_tasks",

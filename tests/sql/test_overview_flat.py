@@ -19,7 +19,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -103,21 +103,6 @@ where c.closed_at is null and c.tier_override is null and x.day is not null
 group by 1, 2, 3, 4
 order by 1, 2 nulls last, 3, 4
 """
-# The same for the hour buckets (migration 20261205200000), hours as their UTC start.
-HOUR_BUCKETS = BUCKETS.replace("enforcement_overview_days", "enforcement_overview_hours").replace(
-    "day", "hour"
-)
-EXPECTED_HOUR_BUCKETS = """
-select c.tenant_id::text, c.tier, c.current_stage, x.hour, sum(x.entered)::int, sum(x.action)::int
-from public.enforcement_cases as c
-cross join lateral (
-    values (date_trunc('hour', c.stage_entered_at, 'UTC'), 1, 0),
-           (date_trunc('hour', c.next_action_at, 'UTC'), 0, 1)
-) as x (hour, entered, action)
-where c.closed_at is null and c.tier_override is null and x.hour is not null
-group by 1, 2, 3, 4
-order by 1, 2 nulls last, 3, 4
-"""
 
 TIERS = [None, "tier0", "tier1", "tier2", "tier3"]
 STAGES = [
@@ -153,11 +138,8 @@ def trusted(db: Conn) -> bool:
 
 def assert_buckets_exact(db: Conn, label: str = "") -> None:
     assert db.execute("select * from enforcement_private.overview_days_drift()").fetchall() == []
-    assert db.execute("select * from enforcement_private.overview_hours_drift()").fetchall() == []
     assert db.execute("select * from enforcement_private.overview_rollup_drift()").fetchall() == []
     assert db.execute(BUCKETS).fetchall() == db.execute(EXPECTED_BUCKETS).fetchall(), label
-    hours = db.execute(HOUR_BUCKETS).fetchall()
-    assert hours == db.execute(EXPECTED_HOUR_BUCKETS).fetchall(), label
 
 
 def assert_view_exact(db: Conn, label: str = "") -> None:
@@ -286,11 +268,9 @@ def test_the_buckets_follow_every_kind_of_change(db: Conn) -> None:
     # A payment moves no day: the buckets are written by nothing.
     before = days()
     deltas = one(db, "select count(*) from public.enforcement_overview_days_deltas")
-    hour_deltas = one(db, "select count(*) from public.enforcement_overview_hours_deltas")
     rpc(db, "record_enforcement_payment", {"case_id": a, "amount": "1.00"})
     assert days() == before
     assert one(db, "select count(*) from public.enforcement_overview_days_deltas") == deltas
-    assert one(db, "select count(*) from public.enforcement_overview_hours_deltas") == hour_deltas
 
 
 def test_a_case_moved_to_another_tenant_moves_its_buckets(db: Conn) -> None:
@@ -334,18 +314,6 @@ def test_a_case_lands_in_the_buckets_of_its_utc_days(db: Conn) -> None:
     assert [(str(r[3]), r[4], r[5]) for r in rows] == [
         ("2026-03-01", 1, 0),
         ("2026-03-02", 0, 1),
-    ]
-    hours = [r for r in db.execute(HOUR_BUCKETS).fetchall() if r[1] == "tier2"]
-    assert [(r[3].astimezone(UTC).isoformat(), r[4], r[5]) for r in hours] == [
-        ("2026-03-01T23:00:00+00:00", 1, 0),
-        ("2026-03-02T00:00:00+00:00", 0, 1),
-    ]
-    db.execute("set local timezone = 'Asia/Kolkata'")  # UTC+5:30: local hours differ too
-    set_case(db, str(s.case_id), next_action_at="2026-03-02 00:59:59.999999+00")
-    hours = [r for r in db.execute(HOUR_BUCKETS).fetchall() if r[1] == "tier2"]
-    assert [(r[3].astimezone(UTC).isoformat(), r[5]) for r in hours] == [
-        ("2026-03-01T23:00:00+00:00", 0),
-        ("2026-03-02T00:00:00+00:00", 1),
     ]
     # Closing it empties both (once folded); the nightly repair drops the empty rows.
     rpc(db, "close_enforcement_case", {"case_id": s.case_id, "status": "withdrawn"})
@@ -393,19 +361,18 @@ def test_one_writer_in_eight_folds_the_day_deltas(fresh_db_url: str) -> None:
 def test_truncate_empties_the_buckets(db: Conn) -> None:
     seed(db, tier="tier1", score="60")
     db.execute("truncate public.enforcement_cases cascade")
-    for table in ("days", "days_deltas", "hours", "hours_deltas"):
-        assert one(db, f"select count(*) from public.enforcement_overview_{table}") == 0
+    assert one(db, "select count(*) from public.enforcement_overview_days") == 0
+    assert one(db, "select count(*) from public.enforcement_overview_days_deltas") == 0
     seed(db, tier="tier1", score="60")
     assert_buckets_exact(db)
 
 
 def test_the_nightly_repair_rebuilds_buckets_desynchronized_by_hand(db: Conn) -> None:
     s = seed(db, tier="tier0", score="90")
-    for table in ("days", "days_deltas", "hours", "hours_deltas"):
-        db.execute(f"delete from public.enforcement_overview_{table}")
+    db.execute("delete from public.enforcement_overview_days")
+    db.execute("delete from public.enforcement_overview_days_deltas")
     set_case(db, str(s.case_id), next_action_at=datetime.now().astimezone() + timedelta(days=3))
     assert db.execute("select * from enforcement_private.overview_days_drift()").fetchall() != []
-    assert db.execute("select * from enforcement_private.overview_hours_drift()").fetchall() != []
     one(db, "select public.refresh_enforcement_metrics()")
     assert_buckets_exact(db)
     assert_view_exact(db)
@@ -531,126 +498,6 @@ def test_both_halves_of_the_cutoff_day_count_alike(db: Conn, offset: str) -> Non
         (offset,),
     )
     assert counts[0] == counts[1] == counts[2]
-
-
-def test_the_boundaries_at_the_cutoffs_hour(db: Conn) -> None:
-    """Cases a microsecond either side of each cutoff's UTC hour and of the cutoff itself: the
-    hours before it come from the hour buckets, the hour itself from the index."""
-    now = one(db, "select now()")
-    sla = one(db, "select sla_days from public.enforcement_stage_lookup where stage = 'bank_levy'")
-    breach_cut = one(db, "select now() - make_interval(days => %s)", (sla,))
-    tick = timedelta(microseconds=1)
-
-    def hour_start(moment: datetime, hours: int = 0) -> datetime:
-        return one(
-            db,
-            "select date_trunc('hour', %s::timestamptz, 'UTC') + make_interval(hours => %s)",
-            (moment, hours),
-        )
-
-    def around(cut: datetime) -> list[datetime]:
-        return [
-            hour_start(cut) - tick,  # the hour before: from the hour buckets
-            hour_start(cut),  # the hour's first instant
-            hour_start(cut) + tick,
-            cut - tick,
-            cut,
-            cut + tick,
-            hour_start(cut, 1) - tick,  # the hour's last instant
-            hour_start(cut, 1),
-            hour_start(cut, -5),  # earlier the same UTC day (or the day before)
-        ]
-
-    entered, actions = around(breach_cut), around(now)
-    for when, action in zip(entered, actions, strict=True):
-        s = seed(db, tier="tier2", score="30")
-        rpc(db, "set_enforcement_stage", {"case_id": s.case_id, "stage": "bank_levy"})
-        set_case(db, str(s.case_id), stage_entered_at=when, next_action_at=action)
-    assert_buckets_exact(db)
-    row = next(r for r in overview(db) if r[:2] == ("tier2", "bank_levy"))
-    breached = sum(1 for when in entered if when < breach_cut)
-    due = sum(1 for action in actions if action <= now)
-    assert (row[2], row[4], row[5]) == (9, breached, due)
-    for zone in ("UTC", "Asia/Kolkata", "Pacific/Chatham", "America/St_Johns"):
-        db.execute(sql.SQL("set local timezone = {}").format(sql.Literal(zone)))
-        assert_view_exact(db, zone)
-
-
-@pytest.mark.parametrize(
-    "offset", ["0", "1 microsecond", "29 minutes 59 seconds", "30 minutes", "59 minutes 59 seconds"]
-)
-def test_both_halves_of_the_cutoff_hour_count_alike(db: Conn, offset: str) -> None:
-    """The view adds the day buckets before the cutoff's day, the hour buckets of that day
-    before its hour, and counts the cutoff's hour forward from its start or backward from its
-    end, whichever half is shorter; which one depends on the minute. Both formulas, for a
-    cutoff at several minutes of an hour, against a direct count."""
-    seed(db, tier="tier1", score="60")
-    for minutes in range(0, 36 * 60, 7):
-        t = seed(db, tier="tier1", score="60")
-        set_case(
-            db,
-            str(t.case_id),
-            stage_entered_at=one(
-                db,
-                "select date_trunc('day', now(), 'UTC') - make_interval(mins => %s)",
-                (minutes,),
-            ),
-        )
-    counts = one(
-        db,
-        """
-        with w as (
-            select c, (c at time zone 'UTC')::date as d,
-                   date_trunc('day', c, 'UTC') as d0,
-                   date_trunc('hour', c, 'UTC') as h0,
-                   date_trunc('hour', c, 'UTC') + interval '1 hour' as h1
-            from (
-                select date_trunc('day', now(), 'UTC') - interval '7 hours' + %s::interval
-            ) as x (c)
-        ),
-        days as (
-            select sum(r.entered_count) filter (where r.day < w.d) as before
-            from (
-                select tier, current_stage, day, entered_count
-                  from public.enforcement_overview_days
-                union all
-                select tier, current_stage, day, entered_count
-                  from public.enforcement_overview_days_deltas
-            ) r, w
-            where r.tier = 'tier1' and r.current_stage = 'pre_enforcement'
-        ),
-        hours as (
-            select sum(r.entered_count) filter (where r.hour >= w.d0 and r.hour < w.h0) as before,
-                   sum(r.entered_count) filter (where r.hour = w.h0) as on_hour
-            from (
-                select tier, current_stage, hour, entered_count
-                  from public.enforcement_overview_hours
-                union all
-                select tier, current_stage, hour, entered_count
-                  from public.enforcement_overview_hours_deltas
-            ) r, w
-            where r.tier = 'tier1' and r.current_stage = 'pre_enforcement'
-        ),
-        n as (
-            select count(*) filter (where c.stage_entered_at >= w.h0 and c.stage_entered_at < w.c)
-                       as forward,
-                   count(*) filter (where c.stage_entered_at >= w.c and c.stage_entered_at < w.h1)
-                       as backward,
-                   count(*) filter (where c.stage_entered_at < w.c) as direct
-            from public.enforcement_cases c, w
-            where c.closed_at is null and c.tier_override is null and c.tier = 'tier1'
-              and c.current_stage = 'pre_enforcement'
-        )
-        select array[coalesce(days.before, 0) + coalesce(hours.before, 0) + n.forward,
-                     coalesce(days.before, 0) + coalesce(hours.before, 0)
-                     + coalesce(hours.on_hour, 0) - n.backward,
-                     n.direct]
-        from days, hours, n
-        """,
-        (offset,),
-    )
-    assert counts[0] == counts[1] == counts[2]
-    assert counts[2] > 0
 
 
 # --------------------------------------------------------------------------------------
@@ -788,9 +635,6 @@ def test_a_restrictive_policy_sends_the_view_down_the_exact_path(db: Conn) -> No
     [
         "alter table public.enforcement_overview_days disable row level security",
         "alter table public.enforcement_overview_days force row level security",
-        "alter table public.enforcement_overview_hours_deltas disable row level security",
-        'alter policy "Members read their tenants\' overview hours" '
-        "on public.enforcement_overview_hours using (true)",
         'alter policy "Members read their tenants\' overview days" '
         "on public.enforcement_overview_days using (true)",
         'alter policy "Members read their tenants\' cases" on public.enforcement_cases '
@@ -825,12 +669,7 @@ def test_altering_enforcement_cases_marks_the_totals_suspect_until_the_repair(db
 
 
 def test_the_new_objects_are_private_or_read_only(db: Conn) -> None:
-    for table in (
-        "public.enforcement_overview_days",
-        "public.enforcement_overview_days_deltas",
-        "public.enforcement_overview_hours",
-        "public.enforcement_overview_hours_deltas",
-    ):
+    for table in ("public.enforcement_overview_days", "public.enforcement_overview_days_deltas"):
         assert one(db, "select relrowsecurity from pg_class where oid = %s::regclass", (table,))
         for role in ("anon", "dragonfly_worker"):
             assert not one(
@@ -848,7 +687,6 @@ def test_the_new_objects_are_private_or_read_only(db: Conn) -> None:
     roles = ("anon", "authenticated", "enforcement_operator", "dragonfly_worker", "service_role")
     for function in (
         "enforcement_private.overview_days_drift()",
-        "enforcement_private.overview_hours_drift()",
         "enforcement_private.resync_overview_days()",
         "enforcement_private.fold_overview_days()",
         "enforcement_private.overview_policy_fingerprint()",
@@ -943,17 +781,14 @@ def test_the_read_touches_as_many_pages_at_20k_open_cases_as_at_2k(fresh_db_url:
     history, the part meant to grow with time, not with cases). With ten times the cases the
     flat read may then pay one more level of each index it probes (the indexes grow a level
     between 2k and 20k entries, and each group has four probes), and the slightly longer
-    slices of the cutoff hours and the filling of their days' hour buckets; nothing that reads
-    the book. The exact path (forced by a suspect mark) reads every leaf of the overview index,
-    for contrast."""
+    slices of the cutoff days; nothing that reads the book. The exact path (forced by a
+    suspect mark) reads every leaf of the overview index, for contrast."""
     with psycopg.connect(fresh_db_url, autocommit=True) as conn:
         tenant = DEFAULT_TENANT
         _book(conn, tenant, 2_000, days=10)
-        one(conn, "select enforcement_private.fold_overview_days()")  # as the next writers would
         conn.execute("vacuum analyze")
         small, small_exact, small_leaves = _pages(conn), _pages(conn, False), _leaf_pages(conn)
         _book(conn, tenant, 18_000, days=10)
-        one(conn, "select enforcement_private.fold_overview_days()")  # as the next writers would
         conn.execute("vacuum analyze")
         large, large_exact, large_leaves = _pages(conn), _pages(conn, False), _leaf_pages(conn)
         groups = len(overview(conn))
@@ -972,10 +807,7 @@ def test_the_read_touches_as_many_pages_at_20k_open_cases_as_at_2k(fresh_db_url:
     assert groups == 28, figures
     # The exact path reads the book: every new leaf of the overview index.
     assert large_exact - small_exact > 0.8 * (large_leaves - small_leaves), figures
-    # The flat path: at most one more index level per probe, a page of slice per group, and
-    # for each cutoff up to two leaf pages of its day's hour buckets (index-only once vacuumed;
-    # at 2k cases most hours of a group are empty, at 20k they are all there, and they can be
-    # no more than 24 a day however big the book).
-    assert large - small <= groups * (4 + 1 + 2 * 2), figures
+    # The flat path: at most one more index level per probe, and a page of slice per group.
+    assert large - small <= 4 * groups + groups, figures
     # After the rewrite: a heap fetch per slice tuple and per probe, bounded by the groups.
     assert rewritten < 2.5 * small, figures
