@@ -19,7 +19,9 @@ console's reads (RLS applied):
   one that re-scored the whole book (pages not vacuumed yet);
 * the refresh pass after the whole book was re-scored: its wall time, the longest wait of a
   console RPC aimed at the chunk the refresh is working on, RPC p99 (random cases) and console
-  read p99 before and during it; then the no-op pass;
+  read p99 before it (alone, and with the console's probes running for 10 s: the same load
+  as during the refresh, minus the refresh) and during it, and their ratio; then the no-op
+  pass;
 * ``dragonfly.queue_stats()`` with N messages queued and ``find_dead_letters`` by an error
   text that matches nothing among N dead letters.
 
