@@ -153,7 +153,8 @@ join public.enforcement_stage_lookup st on st.stage = (
 )[1 + abs(hashtext(j.id::text)) % 7],
 lateral (
     -- Spread over the last 60 days to the minute: a real book's cases do not all share the
-    -- time of day the generator ran at (the overview's hour buckets would see one hour a day).
+    -- time of day the generator ran at (the overview's cutoff-day slice would then hold a
+    -- whole day's cases or none, depending on the minute it is read).
     select now() - make_interval(mins => (abs(hashtext(j.id::text || 'x')) % (60 * 1440)))
 ) as e(entered)
 where j.id between '{j}000000000000' and ('{j}' || lpad(to_hex({n}), 12, '0'))::uuid;

@@ -17,7 +17,7 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
-from tests.sql.test_enqueue_traps import pages
+from tests.sql.test_enqueue_traps import analyze_empty, pages
 
 Conn = psycopg.Connection[Any]
 
@@ -39,15 +39,7 @@ PROBE = (
 @pytest.fixture
 def analyzed_empty(fresh_db_url: str) -> str:
     """``fresh_db_url`` with dragonfly.completed_jobs empty and analyzed (0 pages, 0 rows)."""
-    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
-        conn.execute("truncate dragonfly.completed_jobs")
-        conn.execute("analyze dragonfly.completed_jobs")
-        row = conn.execute(
-            "select relpages, reltuples from pg_class"
-            " where oid = 'dragonfly.completed_jobs'::regclass"
-        ).fetchone()
-        assert row == (0, 0)
-    return fresh_db_url
+    return analyze_empty(fresh_db_url, "dragonfly.completed_jobs")
 
 
 def deliveries(conn: Conn, keys: list[str | None]) -> dict[str, list[int]]:

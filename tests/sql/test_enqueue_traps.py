@@ -125,18 +125,22 @@ KEY_STATEMENTS = (
 )
 
 
+def analyze_empty(url: str, table: str) -> str:
+    """Empties ``table`` and analyzes it (0 pages, 0 rows in its statistics); returns ``url``."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"truncate {table}")
+        conn.execute(f"analyze {table}")
+        row = conn.execute(
+            "select relpages, reltuples from pg_class where oid = %s::regclass", (table,)
+        ).fetchone()
+        assert row == (0, 0)
+    return url
+
+
 @pytest.fixture
 def analyzed_empty(fresh_db_url: str) -> str:
     """``fresh_db_url`` with dragonfly.enqueued_jobs empty and analyzed (0 pages, 0 rows)."""
-    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
-        conn.execute("truncate dragonfly.enqueued_jobs")
-        conn.execute("analyze dragonfly.enqueued_jobs")
-        row = conn.execute(
-            "select relpages, reltuples from pg_class"
-            " where oid = 'dragonfly.enqueued_jobs'::regclass"
-        ).fetchone()
-        assert row == (0, 0)
-    return fresh_db_url
+    return analyze_empty(fresh_db_url, "dragonfly.enqueued_jobs")
 
 
 FILLER = """
